@@ -1,0 +1,3 @@
+"""envspec: declarative, ephemeral Kubernetes test environments."""
+
+__version__ = "0.1.0"

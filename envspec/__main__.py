@@ -1,0 +1,3 @@
+from envspec.cli.main import main
+
+main()

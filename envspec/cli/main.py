@@ -1,0 +1,131 @@
+"""The `envspec` command group.
+
+Subcommands live one per module in this package and are imported only when
+invoked, so `envspec render` never pays for kr8s, redis or watchfiles.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+import click
+
+from envspec import __version__
+from envspec.errors import EnvspecError, ExitCode
+
+# command name -> (module under envspec.cli, one-line help shown in `envspec --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("init", "Write a starter maestro-env.yaml."),
+    "validate": ("validate", "Check a spec and report every problem with its location."),
+    "render": ("render", "Print the Kubernetes manifests a spec compiles to, in apply order."),
+    "schema": ("schema", "Print the JSON Schema of maestro-env.yaml."),
+    "up": ("up", "Create or update an environment on the cluster and wait until it is ready."),
+    "down": ("down", "Delete an environment and wait until it is gone."),
+    "status": ("status", "Show every object of an environment with its readiness."),
+    "ls": ("ls", "List the environments on the cluster."),
+    "diff": ("diff", "Show what `up` would change on the cluster."),
+    "extend": ("extend", "Push an environment's expiry to now + TTL."),
+    "gc": ("gc", "Delete expired environments."),
+    "watch": ("watch", "Bring an environment up and reapply on every spec change."),
+    "cluster": ("cluster", "Manage the local Kubernetes cluster for development and CI."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, (module, _) in COMMANDS.items() if _module_exists(module)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None or not _module_exists(entry[0]):
+            return None
+        module = importlib.import_module(f"envspec.cli.{entry[0]}")
+        command: click.Command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from COMMANDS so `envspec --help` imports nothing heavy.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _module_exists(module: str) -> bool:
+    return (Path(__file__).parent / f"{module}.py").exists()
+
+
+EPILOG = """\b
+Exit codes:
+  0   success
+  1   invalid spec, bad input or refused operation (`diff`: differences found)
+  2   bad command line
+  3   the Kubernetes API refused a request or could not be reached
+  4   an object did not become ready before the deadline, or failed
+  5   `envspec test`: a test job failed
+  70  internal error (a bug; the message names a log file)
+  130 interrupted
+"""
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="envspec")
+def cli() -> None:
+    """envspec compiles maestro-env.yaml into an ephemeral, isolated Kubernetes
+    test environment and manages its life: render, up, watch, test, gc.
+
+    \b
+    Start with:
+      envspec init              write a starter maestro-env.yaml
+      envspec validate          check it
+      envspec render            see the manifests it compiles to
+      envspec cluster up        start a local cluster (no Docker needed)
+      envspec up                create the environment and wait until ready
+    """
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI; user errors exit with their code, bugs with a log."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="envspec", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except EnvspecError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # `envspec render | head`: the reader left; not an error of ours.
+        sys.stderr.close()
+        sys.exit(ExitCode.OK)
+    except Exception as exc:
+        log_path = _write_crash_log()
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log_path})", err=True)
+        sys.exit(ExitCode.INTERNAL)
+    sys.exit(ExitCode.OK)
+
+
+def _write_crash_log() -> Path:
+    directory = Path(os.environ.get("ENVSPEC_LOG_DIR", tempfile.gettempdir()))
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="envspec-crash-", suffix=".log", dir=directory)
+    with os.fdopen(fd, "w") as log:
+        log.write(traceback.format_exc())
+    logging.getLogger("envspec").debug("crash log written to %s", name)
+    return Path(name)
