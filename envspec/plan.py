@@ -55,6 +55,22 @@ class PlannedObject:
         return f"{self.kind.lower()}/{self.name}"
 
 
+@dataclass(frozen=True, order=True)
+class SecretSlot:
+    """A generated value the plan needs: key `key` of Secret `secret` (e.g. a database password).
+
+    The compiler never invents secrets (it is pure). Its caller passes the values in:
+    `render` a placeholder or fresh random values, `up` the values already live in the
+    cluster, generating only the missing ones.
+    """
+
+    secret: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.secret}/{self.key}"
+
+
 @dataclass(frozen=True)
 class Plan:
     """The ordered objects of one environment."""
@@ -63,7 +79,7 @@ class Plan:
     namespace: str
     ttl_seconds: int | None  # None: never expires
     objects: tuple[PlannedObject, ...]
-    secret_slots: tuple[str, ...] = field(default=())  # "<database>.<key>" values generated at apply time
+    secret_slots: tuple[SecretSlot, ...] = field(default=())
 
     @property
     def wave_count(self) -> int:

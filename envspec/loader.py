@@ -1,0 +1,211 @@
+"""Load a YAML spec into plain data plus the source position of every node.
+
+We compose the YAML node graph ourselves (instead of ruamel's constructors) so
+that every key and value, scalars included, keeps its line and column, duplicate
+keys become located problems instead of exceptions, and nothing but plain
+dicts, lists, strings, numbers, booleans and None comes out.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import SafeConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from envspec.errors import Location, Problem, SpecError
+
+PathKey = tuple[str | int, ...]
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_ALIAS_EXPANSIONS = 10_000  # guards against "billion laughs" alias bombs
+
+
+@dataclass
+class LoadedDocument:
+    """A parsed spec: its data, and where each part of it was written."""
+
+    source: str
+    data: Any
+    value_positions: dict[PathKey, Location] = field(default_factory=dict)
+    key_positions: dict[PathKey, Location] = field(default_factory=dict)
+
+    def locate(self, path: PathKey, *, key: bool = False) -> Location:
+        """The position of the node at `path`, or of its nearest existing ancestor.
+
+        With `key=True` the position of the mapping key is preferred (for unknown
+        or misnamed keys, and for map entries named by their key).
+        """
+        probe = path
+        while True:
+            if key and probe in self.key_positions:
+                return self.key_positions[probe]
+            if probe in self.value_positions:
+                return self.value_positions[probe]
+            if not probe:
+                return Location(self.source, 1, 1)
+            probe = probe[:-1]
+
+    def has(self, path: PathKey) -> bool:
+        return path in self.value_positions
+
+
+def format_path(path: PathKey) -> str:
+    """`services.api.command[0]` from ("services", "api", "command", 0)."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+class _Builder:
+    def __init__(self, source: str, scalars: SafeConstructor) -> None:
+        self.doc = LoadedDocument(source=source, data=None)
+        self.problems: list[Problem] = []
+        self.scalars = scalars
+        self.expansions = 0
+
+    def location(self, node: Node) -> Location:
+        mark = node.start_mark
+        return Location(self.doc.source, mark.line + 1, mark.column + 1)
+
+    def build(self, node: Node, path: PathKey) -> Any:
+        self.expansions += 1
+        if self.expansions > MAX_ALIAS_EXPANSIONS:
+            raise _TooLarge(self.location(node))
+        self.doc.value_positions.setdefault(path, self.location(node))
+        if isinstance(node, MappingNode):
+            return self.build_mapping(node, path)
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
+        return self.scalar(node)
+
+    def scalar(self, node: ScalarNode) -> Any:
+        if node.tag in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary") or not node.tag.startswith(
+            "tag:yaml.org,2002:"
+        ):
+            # Dates and custom tags: keep the text the user wrote.
+            return str(node.value)
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except (YAMLError, ValueError):
+            return str(node.value)
+
+    def build_mapping(self, node: MappingNode, path: PathKey) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        seen: dict[str, Location] = {}
+        merged: list[tuple[PathKey, dict[str, Any]]] = []
+        for key_node, value_node in node.value:
+            key_location = self.location(key_node)
+            if key_node.tag == MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for source in sources:
+                    value = self.build(source, path)
+                    if isinstance(value, dict):
+                        merged.append((path, value))
+                    else:
+                        self.problems.append(
+                            Problem(key_location, format_path(path), "'<<' merges only mappings")
+                        )
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.problems.append(Problem(key_location, format_path(path), "keys must be plain strings"))
+                continue
+            key = str(self.scalar(key_node)) if key_node.value is not None else ""
+            if key in seen:
+                first = seen[key]
+                self.problems.append(
+                    Problem(
+                        key_location,
+                        format_path((*path, key)),
+                        f"duplicate key (first defined at line {first.line}, column {first.column})",
+                    )
+                )
+                continue
+            seen[key] = key_location
+            self.doc.key_positions[(*path, key)] = key_location
+            result[key] = self.build(value_node, (*path, key))
+        for _, extra in merged:
+            for key, value in extra.items():
+                result.setdefault(key, value)
+        return result
+
+
+class _TooLarge(Exception):
+    def __init__(self, location: Location) -> None:
+        self.location = location
+
+
+def load_text(text: str, source: str) -> LoadedDocument:
+    """Parse one YAML document; raise SpecError with located problems."""
+    yaml = YAML(typ="safe", pure=True)
+    builder = _Builder(source, yaml.constructor)
+    try:
+        nodes = list(yaml.compose_all(io.StringIO(text)))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        reason = exc.problem or exc.context or "invalid YAML"
+        raise SpecError([Problem(Location(source, line, column), "", f"YAML syntax error: {reason}")]) from None
+    except YAMLError as exc:
+        raise SpecError([Problem(Location(source, 1, 1), "", f"YAML syntax error: {exc}")]) from None
+    documents = [n for n in nodes if n is not None]
+    if not documents:
+        raise SpecError([Problem(Location(source, 1, 1), "", "the file is empty; expected an Environment spec")])
+    if len(documents) > 1:
+        raise SpecError(
+            [
+                Problem(
+                    builder.location(documents[1]),
+                    "",
+                    "more than one YAML document; a spec file holds exactly one",
+                )
+            ]
+        )
+    try:
+        builder.doc.data = builder.build(documents[0], ())
+    except _TooLarge as exc:
+        raise SpecError([Problem(exc.location, "", "too many alias expansions")]) from None
+    except RecursionError:
+        raise SpecError([Problem(Location(source, 1, 1), "", "the document is nested too deeply")]) from None
+    if builder.problems:
+        raise SpecError(builder.problems)
+    if not isinstance(builder.doc.data, Mapping):
+        raise SpecError(
+            [Problem(builder.location(documents[0]), "", "the spec must be a mapping (key: value pairs)")]
+        )
+    return builder.doc
+
+
+def read_source(file: str, stdin_text: str | None = None) -> tuple[str, str]:
+    """Return (text, display name) for a file path, or stdin for '-'."""
+    from envspec.errors import EnvspecError
+
+    if file == "-":
+        if stdin_text is None:
+            import sys
+
+            stdin_text = sys.stdin.read()
+        return stdin_text, "<stdin>"
+    try:
+        with open(file, encoding="utf-8") as handle:
+            return handle.read(), file
+    except FileNotFoundError:
+        raise EnvspecError(
+            f"{file}: no such file (create one with `envspec init`, or pass -f FILE)"
+        ) from None
+    except IsADirectoryError:
+        raise EnvspecError(f"{file}: is a directory; pass the spec file with -f FILE") from None
+    except UnicodeDecodeError as exc:
+        raise EnvspecError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise EnvspecError(f"{file}: cannot read: {exc.strerror}") from None

@@ -1,0 +1,380 @@
+"""The maestro-env.yaml v1 schema: every field, its default and its description.
+
+This module is the one place the spec language is defined. The JSON Schema
+(`envspec schema`, schemas/maestro-env.schema.json) is generated from it, and
+the validator maps pydantic's errors back to the YAML nodes. Checks that need
+more than one field (references, dependencies, quota) live in validate.py.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from envspec.units import NEVER, parse_duration, parse_quantity
+
+API_VERSION = "envspec/v1"
+ENGINES = ("postgresql", "mysql", "mongodb", "redis")
+Engine = Literal["postgresql", "mysql", "mongodb", "redis"]
+NAME_MAX_LENGTH = 40
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+def _fail(message: str) -> PydanticCustomError:
+    return PydanticCustomError("envspec", message)
+
+
+def _fail_at(key: str, message: str) -> PydanticCustomError:
+    """An error about one entry of a mapping field; the validator locates it at that entry."""
+    return PydanticCustomError("envspec_at_key", "{reason}", {"key": key, "reason": message})
+
+
+def _as_text(value: Any, what: str) -> str:
+    """Scalars a user would expect to be text (`version: 15`, `TIMEOUT: 30`) become text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise _fail(f"must be {what}")
+
+
+def _quantity(value: Any) -> str:
+    text = _as_text(value, "a quantity such as 500m, 2, 256Mi or 1Gi")
+    try:
+        parse_quantity(text)
+    except ValueError:
+        raise _fail(f"invalid quantity {text!r}: expected e.g. 500m, 2, 256Mi or 1Gi") from None
+    return text
+
+
+def _quota_quantity(value: Any) -> str:
+    if value == "auto":
+        return "auto"
+    return _quantity(value)
+
+
+def _duration(value: Any) -> str:
+    if value == NEVER:
+        return NEVER
+    if not isinstance(value, str):
+        raise _fail("must be a duration such as 30s, 45m, 2h, 1h30m or 7d")
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        raise _fail(f"{exc}: expected e.g. 30s, 45m, 2h, 1h30m or 7d") from None
+    return value
+
+
+def _ttl(value: Any) -> str:
+    if value == NEVER:
+        return NEVER
+    return _duration(value)
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Any:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise _fail(_range_text(minimum, maximum))
+        if value < minimum or (maximum is not None and value > maximum):
+            raise _fail(_range_text(minimum, maximum))
+        return value
+
+    return check
+
+
+def _range_text(minimum: int, maximum: int | None) -> str:
+    if maximum is None:
+        return f"must be an integer >= {minimum}"
+    return f"must be an integer between {minimum} and {maximum}"
+
+
+def _command(value: Any) -> list[str]:
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise _fail(f"cannot split into words: {exc}") from None
+    if isinstance(value, list):
+        return [_as_text(item, "a string") for item in value]
+    raise _fail("must be a list of strings, or a string split like a shell would")
+
+
+def _env_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _fail("must be a mapping of variable names to values")
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        if item is None:
+            raise _fail_at(key, 'must have a value (write "" for an empty one)')
+        if not isinstance(item, str | int | float | bool):
+            raise _fail_at(key, "must be a string")
+        if not ENV_NAME.match(str(key)):
+            raise _fail_at(key, "invalid variable name (letters, digits, '_', '.', '-'; not starting with a digit)")
+        result[str(key)] = _as_text(item, "a string")
+    return result
+
+
+def _labels(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _fail("must be a mapping of label keys to values")
+    return {str(key): _as_text(item, "a string") if item is not None else "" for key, item in value.items()}
+
+
+def _health(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"path": value}
+    return value
+
+
+def _version(value: Any) -> str:
+    return _as_text(value, "a string such as \"15\"")
+
+
+def _http_path(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise _fail("must be an HTTP path starting with '/'")
+    return value
+
+
+_STRING_OR_LIST = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "string"}},
+        {"type": "string"},
+    ]
+}
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}], "examples": ["500m", "256Mi"]}),
+]
+QuotaQuantity = Annotated[
+    str,
+    BeforeValidator(_quota_quantity),
+    WithJsonSchema({"anyOf": [{"const": "auto"}, {"type": "string"}, {"type": "number"}]}),
+]
+Duration = Annotated[str, BeforeValidator(_duration), WithJsonSchema({"type": "string", "examples": ["10m"]})]
+Ttl = Annotated[str, BeforeValidator(_ttl), WithJsonSchema({"type": "string", "examples": ["60m", "never"]})]
+Port = Annotated[int, BeforeValidator(_integer(1, 65535)), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})]
+NonNegativeInt = Annotated[int, BeforeValidator(_integer(0)), WithJsonSchema({"type": "integer", "minimum": 0})]
+PositiveInt = Annotated[int, BeforeValidator(_integer(1)), WithJsonSchema({"type": "integer", "minimum": 1})]
+Command = Annotated[list[str], BeforeValidator(_command), WithJsonSchema(_STRING_OR_LIST)]
+EnvMap = Annotated[
+    dict[str, str],
+    BeforeValidator(_env_map),
+    WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}),
+]
+LabelMap = Annotated[
+    dict[str, str],
+    BeforeValidator(_labels),
+    WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}),
+]
+Version = Annotated[str, BeforeValidator(_version), WithJsonSchema({"type": ["string", "number"]})]
+HttpPath = Annotated[str, BeforeValidator(_http_path), WithJsonSchema({"type": "string", "pattern": "^/"})]
+
+
+class SpecModel(BaseModel):
+    """Base: camelCase keys as written in YAML, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=False,
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class ResourceList(SpecModel):
+    """Amounts of CPU and memory."""
+
+    cpu: Quantity | None = None
+    """CPU in cores or millicores, e.g. `500m` or `2`."""
+    memory: Quantity | None = None
+    """Memory in bytes with a binary suffix, e.g. `256Mi` or `1Gi`."""
+
+
+class Resources(SpecModel):
+    """Requests and limits of one container; unset values take `resources.defaults`."""
+
+    requests: ResourceList | None = None
+    """What the scheduler reserves for the container."""
+    limits: ResourceList | None = None
+    """The most the container may use; also what the quota counts."""
+
+
+class Quota(SpecModel):
+    """The namespace's ResourceQuota."""
+
+    cpu: QuotaQuantity = "auto"
+    """limits.cpu of the quota: a quantity, or `auto` = exactly what the environment needs."""
+    memory: QuotaQuantity = "auto"
+    """limits.memory of the quota: a quantity, or `auto` = exactly what the environment needs."""
+    pods: NonNegativeInt = 10
+    """The most pods the namespace may hold."""
+
+
+class ResourceSettings(SpecModel):
+    """Per-container defaults (a LimitRange) and the namespace quota (a ResourceQuota)."""
+
+    defaults: Resources | None = None
+    """Requests and limits of every container that does not set its own. Defaults: requests
+    100m CPU / 256Mi memory, limits 1000m CPU / 1Gi memory; the environment variables
+    DEFAULT_CPU_LIMIT and DEFAULT_MEMORY_LIMIT override the default limits."""
+    quota: Quota | None = None
+    """The quota of the namespace; `auto` (the default) sizes it exactly to the environment."""
+
+
+class Database(SpecModel):
+    """A database run as a single-replica StatefulSet with generated credentials."""
+
+    engine: Engine
+    """The database engine: postgresql, mysql, mongodb or redis."""
+    version: Version | None = None
+    """Image tag of the official image. Default: postgresql 15, mysql 8.0, mongodb 7, redis 7."""
+    image: str | None = None
+    """Full image reference replacing the official image (e.g. a mirror); may use references."""
+    database: str | None = None
+    """Name of the database to create. Default: the database's key. Not for redis."""
+    storage: Quantity | None = None
+    """Size of a persistent volume claim for the data. Default: none (ephemeral emptyDir)."""
+    resources: Resources | None = None
+    """Requests and limits of the database container."""
+
+
+class HealthCheck(SpecModel):
+    """An HTTP readiness and liveness probe."""
+
+    path: HttpPath
+    """HTTP path to GET, e.g. `/health`."""
+    port: Port | None = None
+    """Port to probe. Default: the service's `port`."""
+    initial_delay_seconds: NonNegativeInt | None = None
+    """Seconds to wait after the container starts before the first probe."""
+    period_seconds: PositiveInt | None = None
+    """Seconds between probes."""
+
+
+# The short form `health: /health` is accepted by the validator; json_schema() documents it.
+HealthField = Annotated[HealthCheck, BeforeValidator(_health)]
+
+
+class Service(SpecModel):
+    """An application service, run as a Deployment (and a Service when it has a port)."""
+
+    image: str
+    """Container image; may use references such as `${env.TAG}`."""
+    port: Port | None = None
+    """Container port; a Service named after the key exposes it."""
+    replicas: NonNegativeInt = 1
+    """Number of pods."""
+    command: Command | None = None
+    """Entrypoint override: a list, or a string split like a shell would."""
+    args: Command | None = None
+    """Arguments: a list, or a string split like a shell would."""
+    env: EnvMap = Field(default_factory=dict)
+    """Environment variables; values are strings and may use references (`${db.url}`)."""
+    health: HealthField | None = None
+    """HTTP readiness and liveness probe: a path on `port`, or {path, port, initialDelaySeconds, periodSeconds}."""
+    resources: Resources | None = None
+    """Requests and limits of the container."""
+    depends_on: list[str] | None = None
+    """Databases and services that must be ready before this service starts. Default: every database."""
+
+
+class TestJob(SpecModel):
+    """A test run as a Job by `envspec test` (and by `envspec render --tests`)."""
+
+    image: str
+    """Container image of the test runner."""
+    command: Command | None = None
+    """Entrypoint override: a list, or a string split like a shell would."""
+    args: Command | None = None
+    """Arguments: a list, or a string split like a shell would."""
+    env: EnvMap = Field(default_factory=dict)
+    """Environment variables; values are strings and may use references (`${api.url}`)."""
+    timeout: Duration = "30m"
+    """How long the test may run (the Job's activeDeadlineSeconds)."""
+    retries: NonNegativeInt = 0
+    """How many times a failed test is retried (the Job's backoffLimit)."""
+    resources: Resources | None = None
+    """Requests and limits of the test container."""
+
+
+class RedisReporting(SpecModel):
+    """Where envspec reports status and results (Redis Streams)."""
+
+    url: str
+    """Redis URL; may use references, e.g. `${env.REDIS_URL:-redis://localhost:6379/0}`."""
+    stream_prefix: str = "maestro:streams:k8s"
+    """Streams `<prefix>:status` and `<prefix>:results` are written."""
+
+
+class Reporting(SpecModel):
+    """Reporting of environment status and test results."""
+
+    redis: RedisReporting | None = None
+    """Report to Redis Streams."""
+
+
+class EnvironmentSpec(SpecModel):
+    """An ephemeral, isolated Kubernetes test environment (maestro-env.yaml)."""
+
+    api_version: Literal["envspec/v1"]
+    """Version of the spec language; `envspec/v1` is the only one."""
+    kind: Literal["Environment"] = "Environment"
+    """Always `Environment`."""
+    name: str
+    """Name of the environment: a DNS-1123 label (a-z, 0-9, '-') of 1 to 40 characters."""
+    namespace_prefix: str | None = None
+    """Prefix of the namespace name `<prefix>-<name>`. Default: env var K8S_NAMESPACE_PREFIX, else `envspec`."""
+    ttl: Ttl | None = None
+    """Time to live after the last `up`: 30s, 45m, 2h, 1h30m, 7d, or `never`.
+    Default: env var K8S_TTL_MINUTES (minutes), else 60m."""
+    labels: LabelMap = Field(default_factory=dict)
+    """Labels added to every object."""
+    resources: ResourceSettings | None = None
+    """Container defaults and namespace quota."""
+    isolation: Literal["namespace", "none"] = "namespace"
+    """`namespace`: a NetworkPolicy admits ingress only from pods of the same namespace; `none`: no policy."""
+    pod_security: Literal["privileged", "baseline", "restricted"] = "baseline"
+    """Pod Security Admission level enforced on the namespace."""
+    databases: dict[str, Database] = Field(default_factory=dict)
+    """Databases by name."""
+    services: dict[str, Service] = Field(default_factory=dict)
+    """Application services by name."""
+    tests: dict[str, TestJob] = Field(default_factory=dict)
+    """Test jobs by name, run by `envspec test`."""
+    reporting: Reporting | None = None
+    """Where status and results are reported."""
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of maestro-env.yaml, as committed in schemas/."""
+    schema = EnvironmentSpec.model_json_schema(by_alias=True, mode="validation")
+    health = schema["$defs"]["Service"]["properties"]["health"]
+    description = health.get("description", "")
+    health.clear()
+    health.update(
+        {
+            "anyOf": [{"type": "string", "pattern": "^/"}, {"$ref": "#/$defs/HealthCheck"}, {"type": "null"}],
+            "default": None,
+            "description": description,
+        }
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "maestro-env.schema.json",
+        **schema,
+    }

@@ -1,0 +1,49 @@
+"""The front of the pipeline: read → load → validate → compile.
+
+Every command that needs a plan goes through here; none re-implements a step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from envspec.compiler import Identity, compile_plan, identity, secret_slots
+from envspec.errors import EnvspecError
+from envspec.loader import load_text, read_source
+from envspec.plan import Plan, SecretSlot
+from envspec.validate import ValidSpec, validate
+
+__all__ = ["Identity", "ValidSpec", "build_plan", "check_id", "compile_plan", "identity", "load_spec", "plan_slots"]
+
+ID_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$")
+
+
+def load_spec(file: str, environ: Mapping[str, str], *, stdin_text: str | None = None) -> ValidSpec:
+    """Read, parse and validate `file` ('-' for stdin); raise SpecError listing every problem."""
+    text, source = read_source(file, stdin_text)
+    return validate(load_text(text, source), environ)
+
+
+def check_id(env_id: str | None) -> str | None:
+    """Validate an `--id`: it becomes part of a label value and of the namespace name."""
+    if env_id is not None and not ID_PATTERN.match(env_id):
+        raise EnvspecError(
+            f"--id {env_id!r}: use 1-20 lower-case letters, digits and '-', starting and ending with a letter or digit"
+        )
+    return env_id
+
+
+def plan_slots(spec: ValidSpec) -> tuple[SecretSlot, ...]:
+    """The generated values `compile_plan` expects (the same as Plan.secret_slots)."""
+    return secret_slots(spec)
+
+
+def build_plan(
+    spec: ValidSpec,
+    *,
+    env_id: str | None = None,
+    secrets: Mapping[SecretSlot, str] | None = None,
+    include_tests: bool = False,
+) -> Plan:
+    return compile_plan(spec, env_id=check_id(env_id), secrets=secrets, include_tests=include_tests)

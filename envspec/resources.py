@@ -1,0 +1,17 @@
+"""Where the data files shipped with envspec live (templates, schemas, examples)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@cache
+def data_dir(name: str) -> Path:
+    """`templates`, `schemas` or `examples`: inside the wheel, or at the top of a source checkout."""
+    for candidate in (_PACKAGE / "_data" / name, _PACKAGE.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"envspec data directory {name!r} is missing from this installation")

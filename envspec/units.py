@@ -1,0 +1,86 @@
+"""Kubernetes quantities and envspec durations: parsing, arithmetic, formatting."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+
+_QUANTITY = re.compile(r"^([+]?[0-9]+(?:\.[0-9]*)?|[+]?\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$")
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+    "": Fraction(1),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+}
+
+
+def parse_quantity(text: str) -> Fraction:
+    """The exact value of a Kubernetes quantity (`100m`, `1.5`, `256Mi`, `1e3`); ValueError if invalid."""
+    match = _QUANTITY.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"invalid quantity {text!r}")
+    number, suffix = match.group(1), match.group(2) or ""
+    try:
+        value = Fraction(Decimal(number))
+    except InvalidOperation as exc:
+        raise ValueError(f"invalid quantity {text!r}") from exc
+    if suffix in _BINARY:
+        return value * _BINARY[suffix]
+    if suffix in _DECIMAL:
+        return value * _DECIMAL[suffix]
+    return value * Fraction(10) ** int(suffix[1:])
+
+
+def format_cpu(cores: Fraction) -> str:
+    """`2`, or `1500m` when not whole; rounds up to a millicore as the API server does."""
+    millis = -((-cores * 1000) // 1)
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def format_memory(size: Fraction) -> str:
+    """The largest binary unit that represents the byte count exactly (`1Gi`, `384Mi`, `1000`)."""
+    total = int(-((-size) // 1))
+    for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
+        unit = _BINARY[suffix]
+        if total and total % unit == 0:
+            return f"{total // unit}{suffix}"
+    return str(total)
+
+
+_DURATION_PART = re.compile(r"([0-9]+)(w|d|h|m|s)")
+_DURATION = re.compile(r"^(?:[0-9]+(?:w|d|h|m|s))+$")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+NEVER = "never"
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `30s`, `45m`, `2h`, `1h30m`, `7d`, `1w`; ValueError otherwise (`never` is handled by callers)."""
+    if not isinstance(text, str) or not _DURATION.match(text):
+        raise ValueError(f"invalid duration {text!r}")
+    units = [unit for _, unit in _DURATION_PART.findall(text)]
+    if len(set(units)) != len(units):
+        raise ValueError(f"invalid duration {text!r}: a unit appears twice")
+    seconds = sum(int(amount) * _UNIT_SECONDS[unit] for amount, unit in _DURATION_PART.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be longer than 0s")
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest form: 3600 -> `1h`, 5400 -> `1h30m`, 90 -> `1m30s`."""
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        amount, seconds = divmod(seconds, _UNIT_SECONDS[unit])
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts)
