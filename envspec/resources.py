@@ -15,3 +15,17 @@ def data_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"envspec data directory {name!r} is missing from this installation")
+
+
+SCHEMA_FILE = "maestro-env.schema.json"
+
+
+def schema_text(schema: object) -> str:
+    """The committed form of the JSON Schema: stable key order, two-space indent, final newline."""
+    import json
+
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def schema_path() -> Path:
+    return data_dir("schemas") / SCHEMA_FILE

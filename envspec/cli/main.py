@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from envspec import __version__
-from envspec.errors import EnvspecError, ExitCode
+from envspec.errors import EnvspecError, ExitCode, SpecError
 
 # command name -> (module under envspec.cli, one-line help shown in `envspec --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -107,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)
+    except SpecError as exc:
+        click.echo(exc.message, err=True)
+        sys.exit(exc.exit_code)
     except EnvspecError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)

@@ -1,0 +1,187 @@
+"""A local copy of the objects of one kind, kept current by list + watch.
+
+Built on kr8s's `call_api` rather than its `watch()`: that generator ends silently
+when the server closes the stream (kube-apiserver does so every few minutes) and,
+on 410 Gone, restarts from the same too-old resourceVersion. Here the stream is
+resumed from the last resourceVersion seen (bookmarks keep it fresh), a 410 leads
+to a new list, and transient failures are retried with backoff. Whoever runs the
+informer owns the deadline and cancels it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+from kr8s import APITimeoutError, ServerError
+
+from envspec.errors import ClusterError
+from envspec.kube.deadline import Deadline
+from envspec.kube.kinds import ResourceType
+from envspec.kube.ssa import list_objects, server_message, status_code
+
+Json = dict[str, Any]
+
+# The server ends each watch after this long; resuming costs one request. The read
+# timeout is longer, so a dead connection is noticed without cutting a live one.
+WATCH_SECONDS = 120
+WATCH_TIMEOUT = httpx.Timeout(WATCH_SECONDS + 30.0, connect=5.0)
+MAX_BACKOFF = 5.0
+
+
+class _Gone(Exception):
+    """The resourceVersion to resume from is too old (410): list again."""
+
+
+def object_key(obj: Json) -> str:
+    metadata = obj.get("metadata") or {}
+    namespace = metadata.get("namespace")
+    return f"{namespace}/{metadata.get('name')}" if namespace else str(metadata.get("name"))
+
+
+def generation_of(obj: Json) -> int:
+    return int((obj.get("metadata") or {}).get("generation") or 0)
+
+
+def uid_of(obj: Json) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
+
+
+class Informer:
+    """Objects of `rtype` in `namespace` (None: all namespaces / cluster-scoped), by `namespace/name`.
+
+    With `only_new`, objects that exist when the informer starts are not kept: for
+    events, whose old entries would otherwise report yesterday's failures.
+    """
+
+    def __init__(
+        self,
+        api: Any,
+        rtype: ResourceType,
+        namespace: str | None,
+        *,
+        on_change: Callable[[], None],
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        only_new: bool = False,
+    ) -> None:
+        self.api = api
+        self.rtype = rtype
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.only_new = only_new
+        self.objects: dict[str, Json] = {}
+        self.synced = anyio.Event()
+        self.resource_version = ""
+        self._on_change = on_change
+        # How often the stream was resumed and relisted: tests and benchmarks read these.
+        self.resumes = 0
+        self.relists = 0
+
+    def get(self, name: str, namespace: str | None = None) -> Json | None:
+        return self.objects.get(f"{namespace}/{name}" if namespace and self.rtype.namespaced else name)
+
+    def put(self, obj: Json) -> None:
+        """Record a newer state of an object (also used to seed what `apply` just wrote).
+
+        A watch may deliver an event older than what a PATCH already returned; an object
+        with the same uid and a lower generation is such a stale copy and is ignored.
+        """
+        key = object_key(obj)
+        known = self.objects.get(key)
+        if known is not None and uid_of(known) == uid_of(obj) and generation_of(obj) < generation_of(known):
+            return
+        self.objects[key] = obj
+        self._on_change()
+
+    async def run(self) -> None:
+        """List, then watch for ever (until cancelled)."""
+        must_list = True
+        failures = 0
+        while True:
+            try:
+                if must_list:
+                    await self._list()
+                    must_list = False
+                await self._watch()
+                self.resumes += 1
+                failures = 0
+            except _Gone:
+                self.relists += 1
+                must_list = True
+            except (httpx.TransportError, APITimeoutError):
+                failures += 1
+                await anyio.sleep(min(MAX_BACKOFF, 0.2 * 2**failures) * random.uniform(0.8, 1.2))
+            except ServerError as exc:
+                if status_code(exc) == 410:
+                    self.relists += 1
+                    must_list = True
+                    continue
+                if status_code(exc) in (429, 500, 502, 503, 504):
+                    failures += 1
+                    await anyio.sleep(min(MAX_BACKOFF, 0.2 * 2**failures) * random.uniform(0.8, 1.2))
+                    continue
+                raise ClusterError(f"watching {self._what()}: API server says: {server_message(exc)}") from exc
+
+    def _what(self) -> str:
+        return f"{self.rtype.plural} in {self.namespace}" if self.namespace else self.rtype.plural
+
+    async def _list(self) -> None:
+        listing = await list_objects(
+            self.api,
+            self.rtype,
+            self.namespace,
+            deadline=Deadline(None),  # retried until the informer's owner cancels it
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+        )
+        fresh = {} if self.only_new else {object_key(item): item for item in listing.items}
+        if self.only_new and self.synced.is_set():
+            # Relisting after 410: keep what was collected; only the version moves on.
+            fresh = dict(self.objects)
+        self.objects = fresh
+        self.resource_version = listing.resource_version
+        self.synced.set()
+        self._on_change()
+
+    async def _watch(self) -> None:
+        params = {
+            "watch": "true",
+            "resourceVersion": self.resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_SECONDS),
+        }
+        if self.label_selector:
+            params["labelSelector"] = self.label_selector
+        if self.field_selector:
+            params["fieldSelector"] = self.field_selector
+        async with self.api.call_api(
+            "GET", **self.rtype.location(None, self.namespace), params=params, stream=True, timeout=WATCH_TIMEOUT
+        ) as response:
+            async for line in response.aiter_lines():
+                if line.strip():
+                    self._handle(json.loads(line))
+
+    def _handle(self, event: Json) -> None:
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise _Gone
+            raise ClusterError(f"watching {self._what()}: API server says: {obj.get('message', obj)}")
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self.resource_version = str(version)
+        if kind == "BOOKMARK":
+            return
+        obj.setdefault("apiVersion", self.rtype.api_version)
+        obj.setdefault("kind", self.rtype.kind)
+        if kind == "DELETED":
+            self.objects.pop(object_key(obj), None)
+            self._on_change()
+        else:
+            self.put(obj)
