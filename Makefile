@@ -1,0 +1,60 @@
+# envspec developer tasks. `make test` is the whole suite, as CI runs it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TEST_CLUSTER ?= envspec-test
+PYTEST_ARGS ?=
+
+.PHONY: install test unit lint schema golden bench demo cluster-up cluster-down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The whole suite: lint, then every test, cluster tests included, against a local
+# control plane started here (built from source on first use, then cached) and
+# stopped afterwards.
+test: install lint
+	$(BIN)/envspec cluster up --name $(TEST_CLUSTER)
+	status=0; \
+	ENVSPEC_TEST_CLUSTER=$(TEST_CLUSTER) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/envspec cluster down --name $(TEST_CLUSTER) || true; \
+	exit $$status
+
+# Fast tests only: no cluster.
+unit: install
+	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check envspec tests bench
+	$(BIN)/mypy --strict envspec
+
+# Regenerate the committed JSON Schema from the model.
+schema: install
+	$(BIN)/envspec schema > schemas/maestro-env.schema.json
+
+# Regenerate the golden renderings of examples/ (review the diff before committing).
+golden: install
+	ENVSPEC_UPDATE_GOLDEN=1 $(BIN)/pytest tests/test_golden.py -q
+
+bench: install
+	$(BIN)/python bench/render.py
+	$(BIN)/envspec cluster up --name envspec-bench
+	status=0; \
+	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig --name envspec-bench) $(BIN)/python bench/up.py || status=$$?; \
+	$(BIN)/envspec cluster down --name envspec-bench || true; \
+	exit $$status
+
+# The quick start: a local cluster and the example environment on it.
+demo: install
+	$(BIN)/envspec cluster up
+	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig) $(BIN)/envspec up -f examples/fullstack/maestro-env.yaml
+	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig) $(BIN)/envspec status -f examples/fullstack/maestro-env.yaml
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist

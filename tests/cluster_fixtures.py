@@ -1,0 +1,1 @@
+"""Placeholder until the cluster fixtures land."""

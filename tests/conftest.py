@@ -1,0 +1,17 @@
+"""Shared pytest fixtures. Cluster fixtures live in cluster_fixtures.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cluster_fixtures import *  # noqa: F403  (re-export the cluster fixtures)
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(p.parent.name for p in (REPO / "examples").glob("*/maestro-env.yaml"))
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
