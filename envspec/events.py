@@ -16,7 +16,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TextIO
@@ -404,7 +404,3 @@ def summary_text(summary: Summary) -> str:
         lines.append(f"        waves {waves}")
     lines.append(f"        {format_expiry(summary.expires_at)}")
     return "\n".join(lines)
-
-
-def _is_str_tuple(value: Sequence[Any]) -> bool:
-    return all(isinstance(v, str) for v in value)

@@ -147,7 +147,9 @@ class _TooLarge(Exception):
 
 def load_text(text: str, source: str) -> LoadedDocument:
     """Parse one YAML document; raise SpecError with located problems."""
-    yaml = YAML(typ="safe", pure=True)
+    # typ="safe" uses the C parser (ruamel.yaml.clib) when installed: about six times
+    # faster than the pure-Python one, with the same node positions.
+    yaml = YAML(typ="safe")
     builder = _Builder(source, yaml.constructor)
     try:
         nodes = list(yaml.compose_all(io.StringIO(text)))

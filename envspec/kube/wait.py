@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from envspec.errors import ClusterError, EnvspecError, NotReadyError
+from envspec.errors import EnvspecError, NotReadyError
 from envspec.kube import kinds
 from envspec.kube.deadline import Deadline
 from envspec.kube.informer import Informer
@@ -214,7 +214,3 @@ async def wait_gone(view: ClusterView, targets: Sequence[Target], *, deadline: D
     if timer.cancelled_caught:
         names = ", ".join(t.describe() for t in pending)
         raise NotReadyError(f"still not deleted after {deadline.describe()}: {names}")
-
-
-def unexpected(error: BaseException) -> ClusterError:
-    return ClusterError(str(error))
