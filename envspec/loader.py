@@ -103,24 +103,19 @@ class _Builder:
     def build_mapping(self, node: MappingNode, path: PathKey) -> dict[str, Any]:
         result: dict[str, Any] = {}
         seen: dict[str, Location] = {}
-        merged: list[tuple[PathKey, dict[str, Any]]] = []
+        merges: list[tuple[Location, Node]] = []
         for key_node, value_node in node.value:
             key_location = self.location(key_node)
             if key_node.tag == MERGE_TAG:
-                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-                for source in sources:
-                    value = self.build(source, path)
-                    if isinstance(value, dict):
-                        merged.append((path, value))
-                    else:
-                        self.problems.append(
-                            Problem(key_location, format_path(path), "'<<' merges only mappings")
-                        )
+                # Built after the explicit keys, so that an explicit key keeps its own
+                # position rather than the merged (anchored) one.
+                merges.append((key_location, value_node))
                 continue
             if not isinstance(key_node, ScalarNode):
                 self.problems.append(Problem(key_location, format_path(path), "keys must be plain strings"))
                 continue
-            key = str(self.scalar(key_node)) if key_node.value is not None else ""
+            # A key is the text written: `1`, `true` or `~` as keys mean those words.
+            key = str(key_node.value) if key_node.value is not None else ""
             if key in seen:
                 first = seen[key]
                 self.problems.append(
@@ -134,15 +129,25 @@ class _Builder:
             seen[key] = key_location
             self.doc.key_positions[(*path, key)] = key_location
             result[key] = self.build(value_node, (*path, key))
-        for _, extra in merged:
-            for key, value in extra.items():
-                result.setdefault(key, value)
+        for key_location, value_node in merges:
+            sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            for source in sources:
+                value = self.build(source, path)
+                if isinstance(value, dict):
+                    for key, item in value.items():
+                        result.setdefault(key, item)
+                else:
+                    self.problems.append(Problem(key_location, format_path(path), "'<<' merges only mappings"))
         return result
 
 
 class _TooLarge(Exception):
     def __init__(self, location: Location) -> None:
         self.location = location
+
+
+def _is_empty_document(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null" and node.value == ""
 
 
 def load_text(text: str, source: str) -> LoadedDocument:
@@ -160,7 +165,8 @@ def load_text(text: str, source: str) -> LoadedDocument:
         raise SpecError([Problem(Location(source, line, column), "", f"YAML syntax error: {reason}")]) from None
     except YAMLError as exc:
         raise SpecError([Problem(Location(source, 1, 1), "", f"YAML syntax error: {exc}")]) from None
-    documents = [n for n in nodes if n is not None]
+    # An empty document (a stray `---` at the end, say) is no document.
+    documents = [n for n in nodes if n is not None and not _is_empty_document(n)]
     if not documents:
         raise SpecError([Problem(Location(source, 1, 1), "", "the file is empty; expected an Environment spec")])
     if len(documents) > 1:

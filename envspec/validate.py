@@ -496,10 +496,21 @@ class _Semantics:
                 limits[key] = value
         settings = self.spec.resources
         written = settings.defaults if settings is not None else None
+        written_requests: set[str] = set()
         if written is not None:
-            for target, source in ((requests, written.requests), (limits, written.limits)):
+            for target, source, keys in (
+                (requests, written.requests, written_requests),
+                (limits, written.limits, set()),
+            ):
                 if source is not None:
-                    target.update({k: v for k, v in source.model_dump().items() if v is not None})
+                    given = {k: v for k, v in source.model_dump().items() if v is not None}
+                    target.update(given)
+                    keys.update(given)
+        for key in ("cpu", "memory"):
+            # A default limit (written, or from DEFAULT_*_LIMIT) below the built-in default
+            # request lowers that request too, as Kubernetes does for a missing request.
+            if key not in written_requests and parse_quantity(requests[key]) > parse_quantity(limits[key]):
+                requests[key] = limits[key]
         effective = ContainerResources(requests, limits)
         if not self._check_request_limits(effective, ("resources", "defaults")):
             return None
