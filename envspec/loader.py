@@ -22,7 +22,10 @@ from envspec.errors import Location, Problem, SpecError
 
 PathKey = tuple[str | int, ...]
 
-MERGE_TAG = "tag:yaml.org,2002:merge"
+STANDARD_TAG_PREFIX = "tag:yaml.org,2002:"
+MERGE_TAG = STANDARD_TAG_PREFIX + "merge"
+TIMESTAMP_TAG = STANDARD_TAG_PREFIX + "timestamp"
+BINARY_TAG = STANDARD_TAG_PREFIX + "binary"
 MAX_ALIAS_EXPANSIONS = 10_000  # guards against "billion laughs" alias bombs
 
 
@@ -90,9 +93,8 @@ class _Builder:
         return self.scalar(node)
 
     def scalar(self, node: ScalarNode) -> Any:
-        if node.tag in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary") or not node.tag.startswith(
-            "tag:yaml.org,2002:"
-        ):
+        tag = str(node.tag)
+        if tag in (TIMESTAMP_TAG, BINARY_TAG) or not tag.startswith(STANDARD_TAG_PREFIX):
             # Dates and custom tags: keep the text the user wrote.
             return str(node.value)
         try:

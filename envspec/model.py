@@ -86,9 +86,10 @@ def _integer(minimum: int, maximum: int | None = None) -> Any:
                 value = int(value)
             else:
                 raise _fail(_range_text(minimum, maximum))
-        if value < minimum or (maximum is not None and value > maximum):
+        number: int = value
+        if number < minimum or (maximum is not None and number > maximum):
             raise _fail(_range_text(minimum, maximum))
-        return value
+        return number
 
     return check
 
@@ -166,7 +167,9 @@ QuotaQuantity = Annotated[
 ]
 Duration = Annotated[str, BeforeValidator(_duration), WithJsonSchema({"type": "string", "examples": ["10m"]})]
 Ttl = Annotated[str, BeforeValidator(_ttl), WithJsonSchema({"type": "string", "examples": ["60m", "never"]})]
-Port = Annotated[int, BeforeValidator(_integer(1, 65535)), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})]
+Port = Annotated[
+    int, BeforeValidator(_integer(1, 65535)), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})
+]
 NonNegativeInt = Annotated[int, BeforeValidator(_integer(0)), WithJsonSchema({"type": "integer", "minimum": 0})]
 PositiveInt = Annotated[int, BeforeValidator(_integer(1)), WithJsonSchema({"type": "integer", "minimum": 1})]
 Command = Annotated[list[str], BeforeValidator(_command), WithJsonSchema(_STRING_OR_LIST)]

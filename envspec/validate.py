@@ -417,9 +417,9 @@ class _Semantics:
                 path = (section, name)
                 self._check_text((*path, "image"), workload.image, secrets_allowed=False)
                 for field_name in ("command", "args"):
-                    words = getattr(workload, field_name)
+                    words: list[str] | None = getattr(workload, field_name)
                     for index, word in enumerate(words or []):
-                        item_path = (*path, field_name, index)
+                        item_path: PathKey = (*path, field_name, index)
                         if not self.doc.has(item_path):
                             item_path = (*path, field_name)
                         self._check_text(item_path, word, secrets_allowed=False)
@@ -447,7 +447,10 @@ class _Semantics:
                 return None
             if ref.default is not None:
                 return None
-            return f"{ref.text}: environment variable {ref.attribute} is not set (give a default: ${{env.{ref.attribute}:-value}})"
+            return (
+                f"{ref.text}: environment variable {ref.attribute} is not set "
+                f"(give a default: ${{env.{ref.attribute}:-value}})"
+            )
         if ref.is_environment:
             if ref.attribute not in refs.ENVIRONMENT_ATTRIBUTES:
                 return _attribute_message(ref, "the environment", refs.ENVIRONMENT_ATTRIBUTES)
@@ -560,7 +563,8 @@ class _Semantics:
         written_memory = quota.memory if quota else "auto"
         pods = quota.pods if quota else 10
         result: list[str] = []
-        for key, written, formatter in (("cpu", written_cpu, format_cpu), ("memory", written_memory, format_memory)):
+        formatters = (("cpu", written_cpu, format_cpu), ("memory", written_memory, format_memory))
+        for key, written, formatter in formatters:
             if written == "auto":
                 result.append(formatter(need[key]) if need[key] else "0")
                 continue
@@ -602,7 +606,10 @@ def _dns_message(name: str, maximum: int) -> str:
         return "must not be empty"
     if len(name) > maximum:
         return f"'{name}' is {len(name)} characters long; at most {maximum} are allowed"
-    return f"'{name}' is not a valid name: use lower-case letters, digits and '-', starting and ending with a letter or digit"
+    return (
+        f"'{name}' is not a valid name: use lower-case letters, digits and '-', "
+        "starting and ending with a letter or digit"
+    )
 
 
 def _label_key_problem(key: str) -> str | None:

@@ -38,7 +38,7 @@ def test_rendering_matches_golden_file(example: str) -> None:
 
 
 def test_every_example_has_a_golden_file() -> None:
-    assert EXAMPLES == sorted(["fullstack", "large", "polyglot-db", "quickstart"])
+    assert sorted(["fullstack", "large", "polyglot-db", "quickstart"]) == EXAMPLES
     assert sorted(p.stem for p in GOLDEN.glob("*.yaml")) == EXAMPLES
 
 

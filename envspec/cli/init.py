@@ -25,7 +25,9 @@ def example_names() -> list[str]:
     metavar="NAME",
     help="The example to start from: " + ", ".join(example_names()) + ".",
 )
-@click.option("-f", "--file", "file", default=DEFAULT_SPEC_FILE, show_default=True, metavar="FILE", help="Where to write.")
+@click.option(
+    "-f", "--file", "file", default=DEFAULT_SPEC_FILE, show_default=True, metavar="FILE", help="Where to write."
+)
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option(
     "--schema-url",

@@ -14,6 +14,7 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+
 import click
 
 from envspec import __version__
@@ -50,6 +51,18 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"envspec.cli.{entry[0]}")
         command: click.Command = module.command
         return command
+
+    def invoke(self, ctx: click.Context) -> object:
+        # User errors are reported here, not only in main(), so that the group behaves the
+        # same when driven by other click tooling (CliRunner in the tests, for one).
+        try:
+            return super().invoke(ctx)
+        except SpecError as exc:
+            click.echo(exc.message, err=True)
+            ctx.exit(exc.exit_code)
+        except EnvspecError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from COMMANDS so `envspec --help` imports nothing heavy.
