@@ -111,7 +111,14 @@ def _command(value: Any) -> list[str]:
     raise _fail("must be a list of strings, or a string split like a shell would")
 
 
+def _empty_if_none(value: Any) -> Any:
+    """`databases:` with nothing under it means no databases, as in docker-compose."""
+    return {} if value is None else value
+
+
 def _env_map(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise _fail("must be a mapping of variable names to values")
     result: dict[str, str] = {}
@@ -127,6 +134,8 @@ def _env_map(value: Any) -> dict[str, str]:
 
 
 def _labels(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise _fail("must be a mapping of label keys to values")
     return {str(key): _as_text(item, "a string") if item is not None else "" for key, item in value.items()}
@@ -353,11 +362,11 @@ class EnvironmentSpec(SpecModel):
     """`namespace`: a NetworkPolicy admits ingress only from pods of the same namespace; `none`: no policy."""
     pod_security: Literal["privileged", "baseline", "restricted"] = "baseline"
     """Pod Security Admission level enforced on the namespace."""
-    databases: dict[str, Database] = Field(default_factory=dict)
+    databases: Annotated[dict[str, Database], BeforeValidator(_empty_if_none)] = Field(default_factory=dict)
     """Databases by name."""
-    services: dict[str, Service] = Field(default_factory=dict)
+    services: Annotated[dict[str, Service], BeforeValidator(_empty_if_none)] = Field(default_factory=dict)
     """Application services by name."""
-    tests: dict[str, TestJob] = Field(default_factory=dict)
+    tests: Annotated[dict[str, TestJob], BeforeValidator(_empty_if_none)] = Field(default_factory=dict)
     """Test jobs by name, run by `envspec test`."""
     reporting: Reporting | None = None
     """Where status and results are reported."""
