@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from collections.abc import Iterable
@@ -233,7 +234,7 @@ def format_seconds(seconds: float) -> str:
     """`0.4s`, `12.3s`, `2m05s`."""
     if seconds < 60:
         return f"{seconds:.1f}s"
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s"
 
 
@@ -270,6 +271,7 @@ class _Line:
     ref: str
     wave: int
     wave_count: int
+    action: str = ""
     state: str = "pending"
     seconds: float | None = None
     final: bool = False
@@ -289,6 +291,7 @@ class TerminalSink:
     _drawn: int = 0
     _width: int = 0
     _last_draw: float = 0.0
+    _redrawing: bool = False  # this wave is redrawn in place (it fits on the screen)
 
     def __post_init__(self) -> None:
         if self.live is None:
@@ -301,7 +304,7 @@ class TerminalSink:
                 self._start_wave(event)
             case ObjectApplied():
                 line = self._line(event.ref)
-                line.state, line.seconds = event.action, event.seconds
+                line.action, line.state, line.seconds = event.action, "applied", event.seconds
                 self._update(line)
             case ObjectProgress():
                 line = self._line(event.ref)
@@ -336,7 +339,9 @@ class TerminalSink:
         self._lines = [_Line(ref, event.wave, event.wave_count) for ref in event.objects]
         self._width = max((len(ref) for ref in event.objects), default=0)
         self._drawn = 0
-        if self.live:
+        # Redrawing a block taller than the screen would scribble over the scrollback.
+        self._redrawing = bool(self.live) and len(self._lines) < shutil.get_terminal_size().lines - 1
+        if self._redrawing:
             self._redraw()
 
     def _line(self, ref: str) -> _Line:
@@ -349,7 +354,7 @@ class TerminalSink:
         return line
 
     def _update(self, line: _Line, *, throttle: bool = False) -> None:
-        if self.live:
+        if self._redrawing:
             # Progress of many objects can arrive in bursts; ten frames a second is plenty.
             now = time.monotonic()
             if throttle and now - self._last_draw < 0.1:
@@ -362,7 +367,7 @@ class TerminalSink:
     def _format(self, line: _Line) -> str:
         wave = f"wave {line.wave}/{line.wave_count}" if line.wave_count else "        "
         seconds = f"  {format_seconds(line.seconds)}" if line.seconds is not None else ""
-        return f"{wave}  {line.ref:<{self._width}}  {line.state}{seconds}"
+        return f"{wave}  {line.ref:<{self._width}}  {line.action:<10}  {line.state}{seconds}"
 
     def _redraw(self) -> None:
         # Move up over the block drawn last time and draw it again, clearing each line.
@@ -373,14 +378,14 @@ class TerminalSink:
         self.stream.flush()
 
     def _finish_wave(self) -> None:
-        if self.live and self._lines:
+        if self._redrawing and self._lines:
             self._redraw()
-        elif not self.live:
+        elif not self._redrawing:
             for line in self._lines:
                 if not line.final:
                     self._write(self._format(line))
                     line.final = True
-        self._lines, self._drawn = [], 0
+        self._lines, self._drawn, self._redrawing = [], 0, False
 
     def _write(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -404,3 +409,115 @@ def summary_text(summary: Summary) -> str:
         lines.append(f"        waves {waves}")
     lines.append(f"        {format_expiry(summary.expires_at)}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- lifecycle: gc and watch
+# Appended for `envspec gc` and `envspec watch` (envspec/lifecycle/, envspec/watch.py).
+# `extend` and the watch keep-alive report through `LeaseRenewed` above.
+
+
+@dataclass(frozen=True)
+class GcDeleted:
+    """gc deleted (or, with `dry_run`, would delete) an expired environment's namespace."""
+
+    namespace: str
+    environment: str
+    expired_at: str  # RFC 3339 UTC, as read from the namespace
+    expired_seconds_ago: float
+    age_seconds: float | None  # since the namespace was created
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class GcSkipped:
+    """gc could not decide about a managed namespace (missing or unreadable expiry) and left it alone."""
+
+    namespace: str
+    environment: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class GcStuck:
+    """A managed namespace has been Terminating for longer than gc's limit."""
+
+    namespace: str
+    environment: str
+    terminating_seconds: float
+    blockers: tuple[str, ...]  # conditions and finalizers that hold the deletion
+
+
+@dataclass(frozen=True)
+class GcDeleteFailed:
+    namespace: str
+    environment: str
+    message: str
+
+
+@dataclass(frozen=True)
+class GcSweepFinished:
+    examined: int  # managed namespaces listed
+    deleted: int  # or would be, with dry_run
+    kept: int  # expiry in the future
+    never: int  # ttl never
+    skipped: int  # expiry missing or unreadable
+    terminating: int  # already being deleted (stuck ones included)
+    stuck: int
+    failed: int
+    dry_run: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class GcSweepFailed:
+    """A whole sweep failed (API down); `--loop` tries again after `retry_in_seconds`."""
+
+    message: str
+    retry_in_seconds: float | None
+
+
+@dataclass(frozen=True)
+class WatchStarted:
+    file: str
+    environment: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class WatchSpecInvalid:
+    """An edit made the spec invalid; the environment was left exactly as it was."""
+
+    file: str
+    problems: tuple[str, ...]  # `FILE:LINE:COL: path: message`
+
+
+@dataclass(frozen=True)
+class WatchCycle:
+    """One reapply after an edit: what changed and how long until applied and ready.
+
+    When the cycle failed (`ok` false), created/configured/pruned say what the edit
+    was meant to change, as far as it is known.
+    """
+
+    cycle: int
+    created: tuple[str, ...]  # refs, e.g. "deployment/cache"
+    configured: tuple[str, ...]
+    pruned: tuple[str, ...]
+    writes: int  # write requests sent (0 when unknown: the cycle failed)
+    seconds: float  # from the edit being noticed to everything changed being ready
+    ok: bool
+    message: str = ""  # why it failed, when it did
+
+
+@dataclass(frozen=True)
+class WatchStopped:
+    environment: str
+    namespace: str
+    taken_down: bool  # --down-on-exit
+
+
+@dataclass(frozen=True)
+class WatchWarning:
+    """Something went wrong outside a cycle (the first up, a keep-alive renewal); watch goes on."""
+
+    message: str

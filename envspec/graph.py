@@ -17,27 +17,30 @@ def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
     """The first cycle found (nodes visited in sorted order, so the answer is stable), or None."""
     graph = {node: sorted(set(targets) & set(edges)) for node, targets in edges.items()}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for target in graph[node]:
+    # Depth-first search with an explicit stack (a long dependsOn chain must not hit
+    # Python's recursion limit): each entry is a node and the index of its next target.
+    for start in sorted(graph):
+        if start in state:
+            continue
+        path: list[str] = [start]
+        stack: list[tuple[str, int]] = [(start, 0)]
+        state[start] = 1
+        while stack:
+            node, index = stack[-1]
+            targets = graph[node]
+            if index == len(targets):
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            stack[-1] = (node, index + 1)
+            target = targets[index]
             if state.get(target) == 1:
                 return [*path[path.index(target) :], target]
             if target not in state:
-                found = visit(target)
-                if found:
-                    return found
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+                state[target] = 1
+                path.append(target)
+                stack.append((target, 0))
     return None
 
 

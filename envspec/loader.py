@@ -9,6 +9,7 @@ dicts, lists, strings, numbers, booleans and None comes out.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,6 +149,18 @@ class _TooLarge(Exception):
         self.location = location
 
 
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+def _within(text: str, line: int, column: int) -> tuple[int, int]:
+    """A position inside `text`: the C parser reports the end of a stream that lacks a final
+    line break on the line after it, which no editor shows; point at the end of the last line."""
+    lines = _LINE_BREAK.split(text)
+    if line > len(lines):
+        return len(lines), len(lines[-1]) + 1
+    return line, min(column, len(lines[line - 1]) + 1)
+
+
 def _is_empty_document(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null" and node.value == ""
 
@@ -162,7 +175,7 @@ def load_text(text: str, source: str) -> LoadedDocument:
         nodes = list(yaml.compose_all(io.StringIO(text)))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        line, column = _within(text, mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         reason = exc.problem or exc.context or "invalid YAML"
         raise SpecError([Problem(Location(source, line, column), "", f"YAML syntax error: {reason}")]) from None
     except YAMLError as exc:

@@ -127,7 +127,7 @@ def _env_map(value: Any) -> dict[str, str]:
             raise _fail_at(key, 'must have a value (write "" for an empty one)')
         if not isinstance(item, str | int | float | bool):
             raise _fail_at(key, "must be a string")
-        if not ENV_NAME.match(str(key)):
+        if not ENV_NAME.fullmatch(str(key)):
             raise _fail_at(key, "invalid variable name (letters, digits, '_', '.', '-'; not starting with a digit)")
         result[str(key)] = _as_text(item, "a string")
     return result

@@ -27,7 +27,7 @@ def load_spec(file: str, environ: Mapping[str, str], *, stdin_text: str | None =
 
 def check_id(env_id: str | None) -> str | None:
     """Validate an `--id`: it becomes part of a label value and of the namespace name."""
-    if env_id is not None and not ID_PATTERN.match(env_id):
+    if env_id is not None and not ID_PATTERN.fullmatch(env_id):
         raise EnvspecError(
             f"--id {env_id!r}: use 1-20 lower-case letters, digits and '-', starting and ending with a letter or digit"
         )

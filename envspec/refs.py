@@ -60,7 +60,7 @@ def parse(text: str) -> list[Segment]:
             if end < 0:
                 raise ReferenceSyntaxError(f"unterminated reference starting at {text[index:index + 20]!r}")
             body = text[index + 2 : end]
-            match = _BODY.match(body)
+            match = _BODY.fullmatch(body)
             if match is None:
                 raise ReferenceSyntaxError(
                     f"invalid reference '${{{body}}}': expected ${{name.attribute}}, ${{env.NAME}} or "

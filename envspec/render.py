@@ -28,9 +28,9 @@ def plan_text(plan: Plan, output: str) -> str:
     return dump_all(manifests)
 
 
-def _file_name(index: int, kind: str, name: str, suffix: str) -> str:
+def _file_name(index: int, width: int, kind: str, name: str, suffix: str) -> str:
     # Zero-padded index first: `kubectl apply -f DIR` reads files in lexical order.
-    return f"{index:03d}-{kind.lower()}-{name}.{suffix}"
+    return f"{index:0{width}d}-{kind.lower()}-{name}.{suffix}"
 
 
 def write_directory(plan: Plan, directory: Path, output: str) -> list[Path]:
@@ -39,14 +39,16 @@ def write_directory(plan: Plan, directory: Path, output: str) -> list[Path]:
     if directory.exists() and not directory.is_dir():
         raise EnvspecError(f"--out-dir {directory}: exists and is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
-    pattern = re.compile(r"^\d{3}-[a-z]+-.+\.(yaml|json)$")
+    pattern = re.compile(r"^\d{3,}-[a-z]+-.+\.(yaml|json)$")
     for stale in directory.iterdir():
         if stale.is_file() and pattern.match(stale.name) and _generated_by_us(stale):
             stale.unlink()
     written = []
     suffix = "json" if output == "json" else "yaml"
+    # Three digits, or more for a plan of 1000 objects or more, so lexical order stays plan order.
+    width = max(3, len(str(len(plan.objects) - 1)))
     for index, obj in enumerate(plan.objects):
-        path = directory / _file_name(index, obj.kind, obj.name, suffix)
+        path = directory / _file_name(index, width, obj.kind, obj.name, suffix)
         if output == "json":
             # JSON has no comments: the marker is an annotation-free top-level key order we
             # recognise instead (see _generated_by_us).

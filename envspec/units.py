@@ -9,6 +9,7 @@ from fractions import Fraction
 _QUANTITY = re.compile(
     r"^([+]?[0-9]+(?:\.[0-9]*)?|[+]?\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
 )
+_MAX_EXPONENT = 30  # far beyond any real CPU or memory amount (1e30 bytes)
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
     "n": Fraction(1, 10**9),
@@ -26,7 +27,9 @@ _DECIMAL = {
 
 def parse_quantity(text: str) -> Fraction:
     """The exact value of a Kubernetes quantity (`100m`, `1.5`, `256Mi`, `1e3`); ValueError if invalid."""
-    match = _QUANTITY.match(text.strip()) if isinstance(text, str) else None
+    # No stripping: the text is written into manifests as it is, and the API server
+    # rejects a quantity with spaces.
+    match = _QUANTITY.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise ValueError(f"invalid quantity {text!r}")
     number, suffix = match.group(1), match.group(2) or ""
@@ -38,7 +41,11 @@ def parse_quantity(text: str) -> Fraction:
         return value * _BINARY[suffix]
     if suffix in _DECIMAL:
         return value * _DECIMAL[suffix]
-    return value * Fraction(10) ** int(suffix[1:])
+    exponent = int(suffix[1:])
+    if abs(exponent) > _MAX_EXPONENT:
+        # Also keeps `1e999999999` from taking minutes to evaluate.
+        raise ValueError(f"invalid quantity {text!r}: exponent out of range")
+    return value * Fraction(10) ** exponent
 
 
 def format_cpu(cores: Fraction) -> str:
@@ -65,7 +72,7 @@ NEVER = "never"
 
 def parse_duration(text: str) -> int:
     """Seconds in `30s`, `45m`, `2h`, `1h30m`, `7d`, `1w`; ValueError otherwise (`never` is handled by callers)."""
-    if not isinstance(text, str) or not _DURATION.match(text):
+    if not isinstance(text, str) or not _DURATION.fullmatch(text):
         raise ValueError(f"invalid duration {text!r}")
     units = [unit for _, unit in _DURATION_PART.findall(text)]
     if len(set(units)) != len(units):

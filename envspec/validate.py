@@ -288,14 +288,20 @@ class _Semantics:
     def check_names(self) -> None:
         if "@name" not in self.dropped:
             name = self.spec.name
-            if not (DNS_LABEL.match(name) and len(name) <= NAME_MAX_LENGTH):
+            if not (DNS_LABEL.fullmatch(name) and len(name) <= NAME_MAX_LENGTH):
                 self.out.add(("name",), _dns_message(name, NAME_MAX_LENGTH))
         seen: dict[str, str] = {}
         for section in COMPONENT_MAPS:
             for name in self._raw_keys(section):
                 path = (section, name)
-                if not (DNS_LABEL.match(name) and len(name) <= NAME_MAX_LENGTH):
+                if not (DNS_LABEL.fullmatch(name) and len(name) <= NAME_MAX_LENGTH):
                     self.out.add(path, _dns_message(name, NAME_MAX_LENGTH), key=True)
+                elif name[0].isdigit() and self._has_service_object(section, name):
+                    self.out.add(
+                        path,
+                        f"'{name}' must start with a letter: it also names a Kubernetes Service",
+                        key=True,
+                    )
                 if name in ("env", "environment"):
                     self.out.add(path, f"'{name}' is reserved for references (${{{name}.…}})", key=True)
                 if name in seen:
@@ -308,6 +314,13 @@ class _Semantics:
                 else:
                     seen[name] = section
 
+    def _has_service_object(self, section: str, name: str) -> bool:
+        """Databases, and services with a port, get a Service, whose name is a DNS-1035 label."""
+        if section == "databases":
+            return True
+        service = self.spec.services.get(name) if section == "services" else None
+        return service is not None and service.port is not None
+
     def _raw_keys(self, section: str) -> list[str]:
         raw = self.doc.data.get(section) if isinstance(self.doc.data, dict) else None
         return [str(k) for k in raw] if isinstance(raw, dict) else []
@@ -319,7 +332,7 @@ class _Semantics:
         if prefix is None:
             prefix = self.environ.get("K8S_NAMESPACE_PREFIX") or DEFAULT_NAMESPACE_PREFIX
             origin = "K8S_NAMESPACE_PREFIX" if self.environ.get("K8S_NAMESPACE_PREFIX") else "default"
-        if not (DNS_LABEL.match(prefix) and len(prefix) <= 40):
+        if not (DNS_LABEL.fullmatch(prefix) and len(prefix) <= 40):
             message = _dns_message(prefix, 40)
             if origin != "namespacePrefix":
                 message = f"environment variable K8S_NAMESPACE_PREFIX={prefix!r}: {message}"
@@ -353,7 +366,7 @@ class _Semantics:
                 self.out.add(path, problem, key=True)
             elif key.startswith(RESERVED_LABEL_PREFIXES):
                 self.out.add(path, f"label key '{key}' is reserved for envspec", key=True)
-            if value and not (len(value) <= 63 and _LABEL_NAME.match(value)):
+            if value and not (len(value) <= 63 and _LABEL_NAME.fullmatch(value)):
                 self.out.add(
                     path,
                     f"invalid label value {value!r}: at most 63 characters of a-z, A-Z, 0-9, '-', '_', '.', "
@@ -366,11 +379,11 @@ class _Semantics:
             path = ("databases", name)
             if database.database is not None and "database" not in definition.attributes:
                 self.out.add((*path, "database"), f"{database.engine} databases have no database name")
-            if database.database is not None and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$", database.database):
+            if database.database is not None and not re.fullmatch(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$", database.database):
                 self.out.add(
                     (*path, "database"), "must be 1-63 characters of letters, digits, '_' and '-'"
                 )
-            if database.version is not None and not _IMAGE_TAG.match(database.version):
+            if database.version is not None and not _IMAGE_TAG.fullmatch(database.version):
                 self.out.add((*path, "version"), f"invalid image tag {database.version!r}")
 
     def check_services(self) -> None:
@@ -411,11 +424,11 @@ class _Semantics:
         spec = self.spec
         for name, database in spec.databases.items():
             if database.image is not None:
-                self._check_text(("databases", name, "image"), database.image, secrets_allowed=False)
+                self._check_image(("databases", name, "image"), database.image)
         for section, workloads in (("services", spec.services), ("tests", spec.tests)):
             for name, workload in workloads.items():
                 path = (section, name)
-                self._check_text((*path, "image"), workload.image, secrets_allowed=False)
+                self._check_image((*path, "image"), workload.image)
                 for field_name in ("command", "args"):
                     words: list[str] | None = getattr(workload, field_name)
                     for index, word in enumerate(words or []):
@@ -427,6 +440,14 @@ class _Semantics:
                     self._check_text((*path, "env", key), value, secrets_allowed=True)
         if spec.reporting is not None and spec.reporting.redis is not None:
             self._check_text(("reporting", "redis", "url"), spec.reporting.redis.url, secrets_allowed=False)
+
+    def _check_image(self, path: PathKey, image: str) -> None:
+        # The API server requires an image, and no pull can succeed with whitespace in it.
+        if not image.strip():
+            self.out.add(path, "must not be empty")
+        elif any(character.isspace() for character in image):
+            self.out.add(path, f"invalid image {image!r}: an image reference has no spaces")
+        self._check_text(path, image, secrets_allowed=False)
 
     def _check_text(self, path: PathKey, text: str, *, secrets_allowed: bool) -> None:
         try:
@@ -537,9 +558,19 @@ class _Semantics:
             request = parse_quantity(resources.requests[key])
             limit = parse_quantity(resources.limits[key])
             if request > limit:
-                self.out.add(
+                # At the value written in the spec (the request, else the limit), when there is one.
+                where = next(
+                    (
+                        candidate
+                        for candidate in ((*path, "requests", key), (*path, "limits", key))
+                        if self.doc.has(candidate)
+                    ),
                     path,
+                )
+                self.out.add(
+                    where,
                     f"requests.{key} {resources.requests[key]} is more than limits.{key} {resources.limits[key]}",
+                    display=path,
                 )
                 ok = False
         return ok
@@ -614,9 +645,9 @@ def _dns_message(name: str, maximum: int) -> str:
 
 def _label_key_problem(key: str) -> str | None:
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         return f"invalid label key '{key}': the prefix must be a DNS subdomain"
-    if not name or len(name) > 63 or not _LABEL_NAME.match(name):
+    if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
         return (
             f"invalid label key '{key}': the name must be 1-63 characters of a-z, A-Z, 0-9, '-', '_', '.', "
             "starting and ending with a letter or digit"

@@ -17,9 +17,28 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_/.][A-Za-z0-9_/.=+@%,$()<>!:-]*(?: [A-Za-z0-9_
 # Words a YAML 1.1 or 1.2 reader would take for something other than a string.
 _SPECIAL = re.compile(
     r"^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|y|Y|n|N"
-    r"|[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+    r"|[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
     r"|0[xXoObB][0-9a-fA-F_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*)$"
 )
+
+
+# Characters YAML does not allow unescaped (outside its printable set), and the line
+# breaks of YAML 1.1 (NEL, LS, PS) that a double-quoted scalar would fold into spaces.
+_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
+def _quoted(text: str) -> str:
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+
+
+def _float(value: float) -> str:
+    text = json.dumps(value)
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        # `1e+20` is a float in YAML 1.2 but a string in YAML 1.1: write `1.0e+20`.
+        text = f"{mantissa}.0e{exponent}"
+    return text
 
 
 def scalar(value: Any) -> str:
@@ -29,12 +48,20 @@ def scalar(value: Any) -> str:
         return "true"
     if value is False:
         return "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _float(value)
     text = str(value)
-    if text and _PLAIN.match(text) and not _SPECIAL.match(text) and ": " not in text and not text.endswith(":"):
+    if (
+        _PLAIN.fullmatch(text)  # fullmatch: `$` would also match before a final newline
+        and not _SPECIAL.fullmatch(text)
+        and ": " not in text
+        and not text.endswith(":")
+        and not text.startswith("...")  # a document end marker at the start of a line
+    ):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return _quoted(text)
 
 
 def _emit(value: Any, indent: str, out: list[str]) -> None:

@@ -1,1 +1,86 @@
-"""Placeholder until the cluster fixtures land."""
+"""Fixtures for tests that need the local Kubernetes cluster (marked `cluster`).
+
+`kube_cluster` (session) ensures the cluster named by $ENVSPEC_TEST_CLUSTER (default
+envspec-test): it reuses a running one (`make test` starts it beforehand), repairs or
+creates it otherwise, and leaves it running afterwards so the next run is quick. If the
+cluster cannot be started, every test using it FAILS with the reason: never skipped.
+
+`kube_namespace` (function) gives a test its own freshly created namespace, with the
+default service account in place (pods are admitted only after it exists), and deletes
+it afterwards, waiting for the deletion to complete.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from envspec.cluster import ClusterInfo, cluster_up
+from envspec.cluster.paths import Layout
+from envspec.cluster.progress import Progress
+from envspec.cluster.provider import read_record
+from envspec.errors import EnvspecError
+
+# conftest.py star-imports this module: export only the fixtures.
+__all__ = ["kube_cluster", "kube_namespace"]
+
+TEST_CLUSTER_ENV = "ENVSPEC_TEST_CLUSTER"
+# Provider for a test cluster that does not exist yet; an existing one keeps its own.
+TEST_PROVIDER_ENV = "ENVSPEC_TEST_PROVIDER"
+
+
+def cluster_name_for_tests() -> str:
+    return os.environ.get(TEST_CLUSTER_ENV, "envspec-test")
+
+
+def kubectl(cluster: ClusterInfo, *args: str, timeout: float = 60, check: bool = True) -> str:
+    """Run kubectl against the test cluster; return stdout, fail the test on error if `check`."""
+    env = dict(os.environ, KUBECACHEDIR=str(Layout.from_env().kube_cache_dir))
+    result = subprocess.run(
+        ["kubectl", "--kubeconfig", cluster.kubeconfig, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}", pytrace=False)
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def kube_cluster() -> ClusterInfo:
+    name = cluster_name_for_tests()
+    provider = read_record(Layout.from_env(), name) or os.environ.get(TEST_PROVIDER_ENV, "kwok")
+    try:
+        return cluster_up(name, provider, progress=Progress())
+    except EnvspecError as exc:
+        pytest.fail(f"the test cluster {name!r} could not be started: {exc.message}", pytrace=False)
+
+
+def _namespace_name(test_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")[:40].strip("-")
+    return f"t-{slug}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def kube_namespace(kube_cluster: ClusterInfo, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = _namespace_name(request.node.name)
+    kubectl(kube_cluster, "create", "namespace", name)
+    kubectl(kube_cluster, "label", "namespace", name, "envspec.test/fixture=kube_namespace")
+    deadline = time.monotonic() + 60
+    while not kubectl(kube_cluster, "get", "serviceaccount", "default", "-n", name, "-o", "name", check=False):
+        if time.monotonic() > deadline:
+            pytest.fail(f"namespace {name}: no default service account after 60s", pytrace=False)
+        time.sleep(0.2)
+    yield name
+    kubectl(
+        kube_cluster, "delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=120s", timeout=150
+    )

@@ -108,7 +108,8 @@ def cli() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI; user errors exit with their code, bugs with a log."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="envspec", standalone_mode=False)
+        # Without standalone mode click returns the code of a `ctx.exit(code)` instead of exiting.
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="envspec", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_path = _write_crash_log()
         click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log_path})", err=True)
         sys.exit(ExitCode.INTERNAL)
-    sys.exit(ExitCode.OK)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 def _write_crash_log() -> Path:

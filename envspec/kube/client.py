@@ -48,9 +48,7 @@ class ClusterTarget:
     service_account_dir: str = SERVICE_ACCOUNT_DIR
 
     @classmethod
-    def from_options(
-        cls, kubeconfig: str | None, context: str | None, environ: Mapping[str, str]
-    ) -> ClusterTarget:
+    def from_options(cls, kubeconfig: str | None, context: str | None, environ: Mapping[str, str]) -> ClusterTarget:
         """`--kubeconfig` wins over `$KUBECONFIG`, which wins over `K8S_IN_CLUSTER=true`."""
         path = kubeconfig or environ.get("KUBECONFIG") or None
         in_cluster = path is None and environ.get(IN_CLUSTER_ENV, "").strip().lower() == "true"
@@ -91,9 +89,7 @@ async def _open(target: ClusterTarget) -> Any:
             f"the Kubernetes API did not answer within {CONNECT_SECONDS:g}s ({target.describe()})"
         ) from exc
     except httpx.TransportError as exc:
-        raise ClusterError(
-            f"cannot reach the Kubernetes API ({target.describe()}): {transport_reason(exc)}"
-        ) from exc
+        raise ClusterError(f"cannot reach the Kubernetes API ({target.describe()}): {transport_reason(exc)}") from exc
     except ServerError as exc:  # e.g. 401 on /version: credentials the server does not accept
         raise ClusterError(f"the Kubernetes API refused envspec ({target.describe()}): {exc}") from exc
     except (ValueError, KeyError, OSError) as exc:
@@ -117,15 +113,11 @@ def service_account_kubeconfig(directory: Path, environ: Mapping[str, str]) -> d
     port = environ.get("KUBERNETES_SERVICE_PORT", "443")
     token_file = directory / "token"
     if not host:
-        raise ClusterError(
-            f"{IN_CLUSTER_ENV}=true but KUBERNETES_SERVICE_HOST is not set: not running in a pod?"
-        )
+        raise ClusterError(f"{IN_CLUSTER_ENV}=true but KUBERNETES_SERVICE_HOST is not set: not running in a pod?")
     try:
         token = token_file.read_text().strip()
     except OSError as exc:
-        raise ClusterError(
-            f"{IN_CLUSTER_ENV}=true but the service account token is unreadable: {exc}"
-        ) from exc
+        raise ClusterError(f"{IN_CLUSTER_ENV}=true but the service account token is unreadable: {exc}") from exc
     server_host = f"[{host}]" if ":" in host else host  # IPv6
     cluster: dict[str, Any] = {"server": f"https://{server_host}:{port}"}
     if (directory / "ca.crt").exists():

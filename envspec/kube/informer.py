@@ -11,7 +11,6 @@ informer owns the deadline and cancels it.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -22,18 +21,17 @@ from kr8s import APITimeoutError, ServerError
 from envspec.errors import ClusterError
 from envspec.kube.deadline import Deadline
 from envspec.kube.kinds import ResourceType
-from envspec.kube.ssa import list_objects, server_message, status_code
+from envspec.kube.ssa import backoff_delay, is_transient, list_objects, server_message, status_code
 
 Json = dict[str, Any]
 
 # The server ends each watch after this long; resuming costs one request. The read
 # timeout is longer, so a dead connection is noticed without cutting a live one.
 WATCH_SECONDS = 120
-WATCH_TIMEOUT = httpx.Timeout(WATCH_SECONDS + 30.0, connect=5.0)
-MAX_BACKOFF = 5.0
+READ_TIMEOUT_MARGIN = 30.0
 
 
-class _Gone(Exception):
+class Gone(Exception):
     """The resourceVersion to resume from is too old (410): list again."""
 
 
@@ -75,6 +73,7 @@ class Informer:
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.only_new = only_new
+        self.watch_seconds = WATCH_SECONDS
         self.objects: dict[str, Json] = {}
         self.synced = anyio.Event()
         self.resource_version = ""
@@ -106,32 +105,33 @@ class Informer:
         while True:
             try:
                 if must_list:
-                    await self._list()
+                    await self.relist()
                     must_list = False
-                await self._watch()
+                await self.watch_once()
                 self.resumes += 1
                 failures = 0
-            except _Gone:
+            except Gone:
                 self.relists += 1
                 must_list = True
             except (httpx.TransportError, APITimeoutError):
                 failures += 1
-                await anyio.sleep(min(MAX_BACKOFF, 0.2 * 2**failures) * random.uniform(0.8, 1.2))
+                await anyio.sleep(backoff_delay(failures))
             except ServerError as exc:
                 if status_code(exc) == 410:
                     self.relists += 1
                     must_list = True
                     continue
-                if status_code(exc) in (429, 500, 502, 503, 504):
+                if is_transient(status_code(exc)):
                     failures += 1
-                    await anyio.sleep(min(MAX_BACKOFF, 0.2 * 2**failures) * random.uniform(0.8, 1.2))
+                    await anyio.sleep(backoff_delay(failures))
                     continue
                 raise ClusterError(f"watching {self._what()}: API server says: {server_message(exc)}") from exc
 
     def _what(self) -> str:
         return f"{self.rtype.plural} in {self.namespace}" if self.namespace else self.rtype.plural
 
-    async def _list(self) -> None:
+    async def relist(self) -> None:
+        """List everything again; watching resumes from the list's resourceVersion."""
         listing = await list_objects(
             self.api,
             self.rtype,
@@ -149,29 +149,32 @@ class Informer:
         self.synced.set()
         self._on_change()
 
-    async def _watch(self) -> None:
+    async def watch_once(self) -> None:
+        """One watch request from `resource_version`, until the server ends it."""
         params = {
             "watch": "true",
             "resourceVersion": self.resource_version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(WATCH_SECONDS),
+            "timeoutSeconds": str(self.watch_seconds),
         }
         if self.label_selector:
             params["labelSelector"] = self.label_selector
         if self.field_selector:
             params["fieldSelector"] = self.field_selector
+        timeout = httpx.Timeout(self.watch_seconds + READ_TIMEOUT_MARGIN, connect=5.0)
         async with self.api.call_api(
-            "GET", **self.rtype.location(None, self.namespace), params=params, stream=True, timeout=WATCH_TIMEOUT
+            "GET", **self.rtype.location(None, self.namespace), params=params, stream=True, timeout=timeout
         ) as response:
             async for line in response.aiter_lines():
                 if line.strip():
-                    self._handle(json.loads(line))
+                    self.handle(json.loads(line))
 
-    def _handle(self, event: Json) -> None:
+    def handle(self, event: Json) -> None:
+        """Apply one watch event to the local copy; `Gone` when the server says 410."""
         kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
             if obj.get("code") == 410:
-                raise _Gone
+                raise Gone(str(obj.get("message", "resource version too old")))
             raise ClusterError(f"watching {self._what()}: API server says: {obj.get('message', obj)}")
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if version:

@@ -59,9 +59,7 @@ MANAGED_KINDS: dict[tuple[str, str], ResourceType] = _table(
     ResourceType("v1", "ConfigMap", "configmaps", namespaced=True),
     ResourceType("v1", "PersistentVolumeClaim", "persistentvolumeclaims", namespaced=True),
     ResourceType("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", namespaced=False),
-    ResourceType(
-        "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False
-    ),
+    ResourceType("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
     ResourceType("rbac.authorization.k8s.io/v1", "Role", "roles", namespaced=True),
     ResourceType("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", namespaced=True),
     ResourceType("v1", "Service", "services", namespaced=True),

@@ -81,6 +81,18 @@ def status_code(exc: ServerError) -> int | None:
     return exc.response.status_code if exc.response is not None else None
 
 
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before attempt `attempt + 1`: the server's Retry-After, else exponential with jitter."""
+    if retry_after is not None:
+        return min(MAX_BACKOFF, retry_after)
+    return min(MAX_BACKOFF, FIRST_BACKOFF * 2.0 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+
+
+def is_transient(code: int | None) -> bool:
+    """Worth retrying: too many requests, or the server (or a proxy in front) failing for now."""
+    return code in RETRYABLE_STATUS
+
+
 async def _request(
     api: Any,
     method: str,
@@ -95,17 +107,13 @@ async def _request(
     attempt = 0
     while True:
         try:
-            return await _attempt(
-                api, method, location, doing=doing, missing_ok=missing_ok, **httpx_arguments
-            )
+            return await _attempt(api, method, location, doing=doing, missing_ok=missing_ok, **httpx_arguments)
         except _Retry as transient:
             attempt += 1
-            backoff = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-            delay = transient.delay if transient.delay is not None else backoff
+            delay = backoff_delay(attempt, transient.delay)
             if delay >= deadline.remaining():
                 raise ClusterError(
-                    f"{doing}: {transient.reason} (gave up after {attempt} attempts "
-                    f"in {deadline.elapsed():.1f}s)"
+                    f"{doing}: {transient.reason} (gave up after {attempt} attempts in {deadline.elapsed():.1f}s)"
                 ) from None
             await anyio.sleep(delay)
 
@@ -127,8 +135,8 @@ async def _attempt(
         code = status_code(exc)
         if code == 404 and missing_ok:
             return None
-        if code in RETRYABLE_STATUS:
-            raise _Retry(f"API server answered {code}", _retry_after(exc)) from exc
+        if is_transient(code):
+            raise _Retry(f"API server answered {code}: {server_message(exc)}", _retry_after(exc)) from exc
         raise ClusterError(f"{doing}: API server says: {server_message(exc)}") from exc
     except APITimeoutError as exc:
         raise _Retry("the API server did not answer in time") from exc
@@ -139,7 +147,7 @@ async def _attempt(
 def _retry_after(exc: ServerError) -> float | None:
     header = exc.response.headers.get("Retry-After") if exc.response is not None else None
     try:
-        return min(MAX_BACKOFF, float(header)) if header else None
+        return float(header) if header else None
     except ValueError:
         return None
 
@@ -282,9 +290,7 @@ async def resolve_type(api: Any, api_version: str, kind: str, *, deadline: Deadl
         )
         for resource in (listing or {}).get("resources", []):
             if resource.get("kind") == kind and "/" not in resource.get("name", ""):
-                _discovered[key] = ResourceType(
-                    api_version, kind, resource["name"], bool(resource["namespaced"])
-                )
+                _discovered[key] = ResourceType(api_version, kind, resource["name"], bool(resource["namespaced"]))
                 break
         else:
             raise ClusterError(f"the cluster does not serve kind {kind} of {api_version}")

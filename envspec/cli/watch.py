@@ -1,0 +1,72 @@
+"""`envspec watch`: bring an environment up and reapply it on every edit of the spec."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from envspec.cli.options import env_id, output_format, spec_file
+from envspec.cli.up import Duration, cluster_options, target
+
+
+@click.command("watch")
+@spec_file
+@env_id
+@click.option("--down-on-exit", is_flag=True, help="Take the environment down when the watch ends (Ctrl-C).")
+@click.option(
+    "--timeout",
+    type=Duration(),
+    default="5m",
+    show_default=True,
+    help="How long one reapply may take, waiting included (the first up gets 10m).",
+)
+@output_format("table", "json", default="table")
+@cluster_options
+def command(
+    file: str,
+    env_id: str | None,
+    down_on_exit: bool,
+    timeout: int,
+    output: str,
+    kubeconfig: str | None,
+    context: str | None,
+) -> None:
+    """Bring the environment up, then reapply it every time the spec file is saved.
+
+    Each save is validated first: an invalid spec is reported with the location of
+    every problem and the environment is left exactly as it is. A valid one is
+    compared with what was applied last; only the objects that changed are applied
+    (in wave order), removed ones are pruned, and the changed workloads are waited
+    for. One line per cycle says what changed and how long it took. An API error
+    is reported and the next save retries. While watching, the environment's
+    expiry is renewed (every ttl/3, at least once a minute) so it never expires
+    under you.
+
+    Ctrl-C stops watching and leaves the environment up, or deletes it with
+    --down-on-exit.
+
+    \b
+    Exit codes: 0 stopped by Ctrl-C or SIGTERM, 1 the spec is invalid at start or
+    the namespace is not envspec's, 3 the API could not be reached, 130 a second Ctrl-C.
+
+    \b
+    Examples:
+      envspec watch
+      envspec watch -f examples/quickstart/maestro-env.yaml --id dev --down-on-exit
+    """
+    from envspec.events import TerminalSink
+    from envspec.lifecycle.expiry import system_clock
+    from envspec.lifecycle.output import LifecycleJsonSink, LifecycleSink, LifecycleTerminalSink
+    from envspec.watch import WatchOptions, WatchRequest, watch
+
+    sink: LifecycleSink = (
+        LifecycleJsonSink(sys.stdout)
+        if output == "json"
+        else LifecycleTerminalSink(sys.stdout, inner=TerminalSink(sys.stdout))
+    )
+    options = WatchOptions(
+        down_on_exit=down_on_exit, cycle_timeout_seconds=float(timeout), cycle_details=output == "json"
+    )
+    watch(WatchRequest(file, env_id, target(kubeconfig, context), os.environ, options), sink, clock=system_clock)

@@ -1,0 +1,153 @@
+"""The event stream: names, JSON lines, the terminal rendering, and that secrets never get out."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+
+from envspec.events import (
+    JsonLinesSink,
+    LeaseRenewed,
+    ObjectApplied,
+    ObjectFailed,
+    ObjectProgress,
+    ObjectReady,
+    Pruned,
+    Recorder,
+    RedactingSink,
+    Summary,
+    TerminalSink,
+    WaveFinished,
+    WaveStarted,
+    event_name,
+    event_to_dict,
+    format_expiry,
+    format_seconds,
+    format_span,
+)
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def summary(**changes: object) -> Summary:
+    fields: dict[str, object] = {
+        "environment": "shop",
+        "namespace": "envspec-shop",
+        "ok": True,
+        "created": 3,
+        "configured": 1,
+        "unchanged": 2,
+        "pruned": 1,
+        "wave_seconds": (0.1, 2.4),
+        "seconds": 2.61,
+        "expires_at": "2026-01-01T14:00:00Z",
+    }
+    fields.update(changes)
+    return Summary(**fields)  # type: ignore[arg-type]
+
+
+def a_wave() -> list[object]:
+    return [
+        WaveStarted(3, 6, ("statefulset/db", "service/db")),
+        ObjectApplied(3, 6, "statefulset/db", "ns", "created", 0.05),
+        ObjectApplied(3, 6, "service/db", "ns", "unchanged", 0.02),
+        ObjectReady(3, 6, "service/db", "ns", "exists", 0.02),
+        ObjectProgress(3, 6, "statefulset/db", "ns", "0/1 ready", 0.5),
+        ObjectReady(3, 6, "statefulset/db", "ns", "1/1 ready", 2.4),
+        WaveFinished(3, 6, 2.4),
+    ]
+
+
+def test_event_names_are_snake_case() -> None:
+    assert event_name(ObjectApplied(1, 1, "a/b", None, "created", 0.0)) == "object_applied"
+    assert event_name(summary()) == "summary"
+
+
+def test_json_form_has_name_time_and_fields() -> None:
+    data = event_to_dict(ObjectReady(3, 6, "statefulset/db", "ns", "1/1 ready", 2.41234), now=NOW)
+    assert data == {
+        "event": "object_ready",
+        "time": "2026-01-01T12:00:00.000Z",
+        "wave": 3,
+        "wave_count": 6,
+        "ref": "statefulset/db",
+        "namespace": "ns",
+        "message": "1/1 ready",
+        "seconds": 2.412,
+    }
+    assert event_to_dict(summary(), now=NOW)["wave_seconds"] == [0.1, 2.4]
+
+
+def test_json_lines_sink_writes_one_parseable_object_per_line() -> None:
+    out = io.StringIO()
+    sink = JsonLinesSink(out)
+    for event in a_wave():
+        sink.emit(event)  # type: ignore[arg-type]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 7
+    assert [json.loads(line)["event"] for line in lines][:2] == ["wave_started", "object_applied"]
+
+
+def test_terminal_sink_in_a_log_prints_one_line_per_object_when_done() -> None:
+    out = io.StringIO()
+    sink = TerminalSink(out, live=False)
+    for event in a_wave():
+        sink.emit(event)  # type: ignore[arg-type]
+    assert out.getvalue().splitlines() == [
+        "wave 3/6  service/db      unchanged   exists  0.0s",
+        "wave 3/6  statefulset/db  created     1/1 ready  2.4s",
+    ]
+
+
+def test_terminal_sink_on_a_terminal_redraws_the_wave_in_place() -> None:
+    out = io.StringIO()
+    sink = TerminalSink(out, live=True)
+    for event in a_wave():
+        sink.emit(event)  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert "\x1b[2F" in text  # moved up over the two lines of the wave to redraw them
+    last_frame = text.rsplit("\x1b[2F", 1)[1]
+    assert last_frame == (
+        "\x1b[2Kwave 3/6  statefulset/db  created     1/1 ready  2.4s\n"
+        "\x1b[2Kwave 3/6  service/db      unchanged   exists  0.0s\n"
+    )
+
+
+def test_terminal_sink_shows_failures_pruning_lease_and_summary() -> None:
+    out = io.StringIO()
+    sink = TerminalSink(out, live=False)
+    sink.emit(WaveStarted(1, 1, ("deployment/api",)))
+    sink.emit(ObjectFailed(1, 1, "deployment/api", "ns", "exceeded quota: q", 1.0))
+    sink.emit(Pruned("service/old", "ns", 3))
+    sink.emit(LeaseRenewed("ns", None))
+    sink.emit(summary(ok=False, message="deployment/api in ns: exceeded quota: q"))
+    text = out.getvalue()
+    assert "wave 1/1  deployment/api  " in text and "FAILED: exceeded quota: q  1.0s" in text
+    assert "pruned    service/old in ns" in text
+    assert "lease     namespace/ns: never expires" in text
+    assert "FAILED environment shop (namespace envspec-shop) after 2.6s: deployment/api in ns" in text
+    assert "3 created, 1 configured, 2 unchanged, 1 pruned" in text
+    assert "waves 1:0.1s 2:2.4s" in text
+
+
+def test_redacting_sink_masks_secret_values_in_every_text() -> None:
+    recorder = Recorder()
+    sink = RedactingSink(recorder, ["s3cr3t-value-xyz", ""])
+    sink.emit(ObjectFailed(1, 2, "secret/db", "ns", 'invalid value "postgres://u:s3cr3t-value-xyz@db"', 0.1))
+    sink.emit(WaveStarted(1, 2, ("secret/s3cr3t-value-xyz",)))
+    failed, started = recorder.events
+    assert isinstance(failed, ObjectFailed) and isinstance(started, WaveStarted)
+    assert "s3cr3t-value-xyz" not in failed.message and "******" in failed.message
+    assert started.objects == ("secret/******",)
+
+
+def test_formatting_of_durations_and_expiry() -> None:
+    assert format_seconds(2.44) == "2.4s"
+    assert format_seconds(125) == "2m05s"
+    assert format_span(59) == "59s" and format_span(7140) == "1h59m" and format_span(3600) == "1h"
+    assert format_span(2 * 86400 + 3 * 3600) == "2d3h"
+    assert format_expiry("2026-01-01T14:00:00Z", now=NOW) == "expires in 2h (2026-01-01T14:00:00Z)"
+    assert format_expiry("2026-01-01T11:57:00Z", now=NOW) == "expired 3m ago (2026-01-01T11:57:00Z)"
+    assert format_expiry(None) == "never expires"
+    assert "unreadable" in format_expiry("soon")

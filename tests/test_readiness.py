@@ -1,0 +1,124 @@
+"""Readiness rules: pure functions of live objects, checked on recorded status fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from envspec.kube.readiness import (
+    Related,
+    assess,
+    is_permanent_rejection,
+    job_readiness,
+    needs_watching,
+    pod_problem,
+    readiness_of,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "readiness"
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = YAML(typ="safe", pure=True).load(path.read_text())
+    return data
+
+
+def related_from(section: dict[str, Any] | None) -> Related:
+    section = section or {}
+    modes: dict[str, str] = {}
+    default_class = None
+    for storage_class in section.get("storageClasses", []):
+        name = storage_class["metadata"]["name"]
+        modes[name] = storage_class.get("volumeBindingMode", "Immediate")
+        annotations = storage_class["metadata"].get("annotations") or {}
+        if annotations.get("storageclass.kubernetes.io/is-default-class") == "true":
+            default_class = name
+    return Related(
+        pods=section.get("pods", []),
+        replica_sets=section.get("replicaSets", []),
+        events=section.get("events", []),
+        storage_binding_modes=modes,
+        default_storage_class=default_class,
+    )
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_fixture(fixture: Path) -> None:
+    case = load(fixture)
+    state = assess(case["object"], related_from(case.get("related")))
+    expected = case["expect"]
+    assert (state.done, state.ok) == (expected["done"], expected["ok"]), case["description"]
+    assert expected["message"] in state.message
+
+
+def test_there_are_fixtures_for_every_kind_with_a_rule() -> None:
+    kinds = {load(path)["object"]["kind"] for path in FIXTURES.glob("*.yaml")}
+    assert {"Deployment", "StatefulSet", "Job", "PersistentVolumeClaim", "Namespace"} <= kinds
+
+
+def test_failed_means_done_and_not_ok() -> None:
+    state = job_readiness({"kind": "Job", "status": {"conditions": [{"type": "Failed", "status": "True"}]}})
+    assert state.failed and state.done and not state.ok
+
+
+def test_condition_with_status_false_is_ignored() -> None:
+    job = {"kind": "Job", "spec": {"completions": 1}, "status": {"conditions": [{"type": "Failed", "status": "False"}]}}
+    assert not job_readiness(job).done
+
+
+def test_statefulset_on_delete_strategy_does_not_wait_for_revisions() -> None:
+    sts = {
+        "kind": "StatefulSet",
+        "metadata": {"generation": 1},
+        "spec": {"replicas": 1, "updateStrategy": {"type": "OnDelete"}},
+        "status": {"observedGeneration": 1, "readyReplicas": 1, "currentRevision": "a", "updateRevision": "b"},
+    }
+    assert readiness_of(sts).ok
+
+
+def test_pvc_without_storage_class_information_waits() -> None:
+    pvc = {"kind": "PersistentVolumeClaim", "spec": {"storageClassName": "x"}, "status": {"phase": "Pending"}}
+    assert not assess(pvc).done
+
+
+@pytest.mark.parametrize(
+    ("message", "permanent"),
+    [
+        ('pods "a" is forbidden: exceeded quota: q, requested: pods=1', True),
+        ('pods "a" is forbidden: failed quota: q: must specify limits.cpu for: app', True),
+        ('pods "a" is forbidden: minimum memory usage per Pod is 10Mi, but request is 1Mi', True),
+        ('pods "a" is forbidden: cpu max limit to request ratio per Container is 2, but provided ratio is 4', True),
+        ('pods "a" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true', True),
+        (
+            'pods "a" is forbidden: error looking up service account ns/default: serviceaccount "default" not found',
+            False,
+        ),
+        ("Internal error occurred: resource quota evaluation timed out", False),
+    ],
+)
+def test_permanent_rejections(message: str, permanent: bool) -> None:
+    assert is_permanent_rejection(message) is permanent
+
+
+def test_err_image_pull_is_terminal_and_names_the_pod() -> None:
+    pod = {
+        "metadata": {"name": "api-1"},
+        "status": {"containerStatuses": [{"name": "api", "state": {"waiting": {"reason": "ErrImagePull"}}}]},
+    }
+    assert pod_problem(pod) == "pod api-1: container api: ErrImagePull"
+
+
+def test_a_pod_still_creating_its_container_is_no_problem() -> None:
+    pod = {
+        "metadata": {"name": "api-1"},
+        "status": {"containerStatuses": [{"name": "api", "state": {"waiting": {"reason": "ContainerCreating"}}}]},
+    }
+    assert pod_problem(pod) is None
+
+
+def test_only_kinds_whose_readiness_changes_are_watched() -> None:
+    assert needs_watching("Deployment") and needs_watching("Namespace")
+    assert not needs_watching("ConfigMap") and not needs_watching("Service")

@@ -1,0 +1,336 @@
+"""`envspec watch` against the real local control plane, driven by a test that edits the spec file."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import pytest
+
+from envspec.cluster import ClusterInfo
+from envspec.events import LeaseRenewed, WatchCycle, WatchSpecInvalid, WatchStarted, WatchStopped
+from envspec.kube.client import ClusterTarget
+from envspec.lifecycle.output import EventLog
+from envspec.plan import EXPIRES_AT_ANNOTATION, JANITOR_EXPIRES_ANNOTATION
+from envspec.watch import WatchOptions, WatchRequest, watch_environment
+
+E = TypeVar("E")
+
+SPEC = """\
+apiVersion: envspec/v1
+kind: Environment
+name: {name}
+ttl: {ttl}
+services:
+  web:
+    image: registry.example.com/web:1
+    port: 8080
+    replicas: {replicas}
+{extra}"""
+
+API_SERVICE = """\
+  api:
+    image: registry.example.com/api:1
+    port: 9000
+"""
+
+
+def spec_text(name: str, *, replicas: int | str = 1, extra: str = "", ttl: str = "30m") -> str:
+    return SPEC.format(name=name, replicas=replicas, extra=extra, ttl=ttl)
+
+
+def kubectl_json(cluster: ClusterInfo, *args: str) -> Any:
+    result = subprocess.run(
+        ["kubectl", "--kubeconfig", cluster.kubeconfig, *args, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def kubectl(cluster: ClusterInfo, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", cluster.kubeconfig, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def deployment(cluster: ClusterInfo, namespace: str, name: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = kubectl_json(cluster, "get", "deployment", name, "-n", namespace)
+    return found
+
+
+def snapshot(cluster: ClusterInfo, namespace: str) -> dict[str, str]:
+    """Every object of the environment with its resourceVersion: any write changes it."""
+    listing = kubectl_json(
+        cluster, "get", "deployments,services,resourcequotas,limitranges,networkpolicies", "-n", namespace
+    )
+    versions = {
+        f"{item['kind']}/{item['metadata']['name']}": item["metadata"]["resourceVersion"] for item in listing["items"]
+    }
+    ns = kubectl_json(cluster, "get", "namespace", namespace)
+    versions["Namespace"] = ns["metadata"]["resourceVersion"]
+    return versions
+
+
+@pytest.fixture
+def environment_name(kube_cluster: ClusterInfo) -> Iterator[str]:
+    name = f"wt-{secrets.token_hex(3)}"
+    yield name
+    kubectl(kube_cluster, "delete", "namespace", f"envspec-{name}", "--ignore-not-found", "--wait=false")
+
+
+class Watching:
+    """A watch running in the test's event loop, and helpers to wait for what it reports."""
+
+    def __init__(self, log: EventLog, path: Path) -> None:
+        self.log = log
+        self.path = path
+        self.seen = 0  # events already consumed by `next`
+
+    async def next(self, kind: type[E], timeout: float = 90) -> E:
+        """The next event of `kind` after the ones already consumed."""
+        with anyio.fail_after(timeout):
+            while True:
+                for index in range(self.seen, len(self.log.events)):
+                    event = self.log.events[index]
+                    if isinstance(event, kind):
+                        self.seen = index + 1
+                        return event
+                await anyio.sleep(0.02)
+
+    async def edit(self, text: str) -> float:
+        """Save the spec; the time it was written (monotonic)."""
+        written = time.monotonic()
+        self.path.write_text(text)
+        return written
+
+
+@asynccontextmanager
+async def watching(
+    cluster: ClusterInfo, path: Path, options: WatchOptions | None = None, clock: Any = None
+) -> AsyncIterator[Watching]:
+    log = EventLog()
+    stop = anyio.Event()
+    target = ClusterTarget(kubeconfig=cluster.kubeconfig)
+    request = WatchRequest(str(path), None, target, {}, options or WatchOptions())
+    harness = Watching(log, path)
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: watch_environment(request, log, clock=clock or (lambda: datetime.now(UTC)), stop=stop))
+        await harness.next(WatchStarted)
+        yield harness
+        stop.set()
+        await harness.next(WatchStopped, timeout=60)
+
+
+@pytest.mark.cluster
+@pytest.mark.anyio
+async def test_watch_applies_each_edit_and_leaves_the_environment_alone_on_an_invalid_one(
+    kube_cluster: ClusterInfo, environment_name: str, tmp_path: Path, record_property: Any
+) -> None:
+    namespace = f"envspec-{environment_name}"
+    path = tmp_path / "maestro-env.yaml"
+    path.write_text(spec_text(environment_name))
+    latencies: list[float] = []
+
+    async with watching(kube_cluster, path) as watch:
+        web = deployment(kube_cluster, namespace, "web")
+        assert web is not None and web["status"].get("readyReplicas") == 1
+
+        # add a service: it appears and is ready
+        written = await watch.edit(spec_text(environment_name, extra=API_SERVICE))
+        cycle = await watch.next(WatchCycle)
+        latencies.append(time.monotonic() - written)
+        assert cycle.ok, cycle.message
+        assert {"deployment/api", "service/api"} <= set(cycle.created)
+        api = deployment(kube_cluster, namespace, "api")
+        assert api is not None and api["status"].get("readyReplicas") == 1
+        assert kubectl_json(kube_cluster, "get", "service", "api", "-n", namespace) is not None
+
+        # change replicas: updated, and only what changed is written
+        written = await watch.edit(spec_text(environment_name, replicas=3, extra=API_SERVICE))
+        cycle = await watch.next(WatchCycle)
+        latencies.append(time.monotonic() - written)
+        assert cycle.ok, cycle.message
+        assert "deployment/web" in cycle.configured
+        assert "deployment/api" not in cycle.configured and not cycle.created and not cycle.pruned
+        web = deployment(kube_cluster, namespace, "web")
+        assert web is not None
+        assert web["spec"]["replicas"] == 3 and web["status"].get("readyReplicas") == 3
+
+        # an invalid edit: located errors, and not a single write
+        before = snapshot(kube_cluster, namespace)
+        cycles_before = len(watch.log.of_type(WatchCycle))
+        await watch.edit(spec_text(environment_name, replicas="lots", extra=API_SERVICE))
+        invalid = await watch.next(WatchSpecInvalid)
+        assert any(problem.startswith(f"{path}:9:") and "replicas" in problem for problem in invalid.problems)
+        await anyio.sleep(1.0)  # well past the debounce: nothing else may follow
+        assert snapshot(kube_cluster, namespace) == before
+        assert len(watch.log.of_type(WatchCycle)) == cycles_before
+
+        # remove a service, saved the way editors do (write elsewhere, rename over): pruned
+        replacement = tmp_path / ".maestro-env.yaml.swp"
+        replacement.write_text(spec_text(environment_name, replicas=3))
+        written = time.monotonic()
+        os.replace(replacement, path)
+        cycle = await watch.next(WatchCycle)
+        latencies.append(time.monotonic() - written)
+        assert cycle.ok, cycle.message
+        assert {"deployment/api", "service/api"} <= set(cycle.pruned)
+        assert deployment(kube_cluster, namespace, "api") is None
+        assert kubectl_json(kube_cluster, "get", "service", "api", "-n", namespace) is None
+
+    # Stopping leaves the environment up.
+    stopped = watch.log.of_type(WatchStopped)[-1]
+    assert not stopped.taken_down
+    assert deployment(kube_cluster, namespace, "web") is not None
+    cycle_seconds = [round(c.seconds, 3) for c in watch.log.of_type(WatchCycle)]
+    record_property("edit_to_ready_seconds", [round(s, 3) for s in latencies])
+    record_property("cycle_seconds", cycle_seconds)
+    print(f"\nwatch edit-to-ready latencies: {[f'{s:.2f}s' for s in latencies]}; cycles: {cycle_seconds}")
+    assert len(latencies) == 3 and all(s < 30 for s in latencies)
+
+
+@pytest.mark.cluster
+@pytest.mark.anyio
+async def test_a_failed_cycle_is_reported_and_the_next_edit_retries(
+    kube_cluster: ClusterInfo, environment_name: str, tmp_path: Path
+) -> None:
+    namespace = f"envspec-{environment_name}"
+    path = tmp_path / "maestro-env.yaml"
+    path.write_text(spec_text(environment_name))
+    async with watching(kube_cluster, path, WatchOptions(cycle_timeout_seconds=60)) as watch:
+        # A quota someone else put on the namespace refuses the new pods: the cycle fails.
+        quota = {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "outside", "namespace": namespace},
+            "spec": {"hard": {"pods": "1"}},
+        }
+        assert kubectl(kube_cluster, "create", "-f", "-", stdin=json.dumps(quota)).returncode == 0
+        await watch.edit(spec_text(environment_name, replicas=2))
+        failed = await watch.next(WatchCycle)
+        assert not failed.ok
+        assert "outside" in failed.message and "deployment/web" in failed.message
+        assert failed.configured and "deployment/web" in failed.configured  # what the edit meant to change
+
+        # The obstacle goes; saving again (even the same text) retries, and watch is still alive.
+        assert kubectl(kube_cluster, "delete", "resourcequota", "outside", "-n", namespace).returncode == 0
+        await watch.edit(spec_text(environment_name, replicas=2) + "# retry\n")
+        retried = await watch.next(WatchCycle)
+        assert retried.ok, retried.message
+        web = deployment(kube_cluster, namespace, "web")
+        assert web is not None and web["status"].get("readyReplicas") == 2
+
+
+@pytest.mark.cluster
+@pytest.mark.anyio
+async def test_keep_alive_renews_the_expiry_and_ttl_never_removes_it(
+    kube_cluster: ClusterInfo, environment_name: str, tmp_path: Path
+) -> None:
+    namespace = f"envspec-{environment_name}"
+    path = tmp_path / "maestro-env.yaml"
+    path.write_text(spec_text(environment_name, ttl="2h"))
+    frozen = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
+    options = WatchOptions(keepalive_seconds=0.5)
+    async with watching(kube_cluster, path, options, clock=lambda: frozen) as watch:
+        renewed = await watch.next(LeaseRenewed)
+        while renewed.expires_at != "2031-01-02T05:04:05Z":  # skip the first up's own renewal
+            renewed = await watch.next(LeaseRenewed)
+        annotations = kubectl_json(kube_cluster, "get", "namespace", namespace)["metadata"]["annotations"]
+        assert annotations[EXPIRES_AT_ANNOTATION] == "2031-01-02T05:04:05Z"
+        assert annotations[JANITOR_EXPIRES_ANNOTATION] == "2031-01-02T05:04:05Z"
+
+        await watch.edit(spec_text(environment_name, ttl="never"))
+        cycle = await watch.next(WatchCycle)
+        assert cycle.ok, cycle.message
+        await anyio.sleep(1.5)  # several keep-alive periods: none may write an expiry back
+        annotations = kubectl_json(kube_cluster, "get", "namespace", namespace)["metadata"]["annotations"]
+        assert EXPIRES_AT_ANNOTATION not in annotations and JANITOR_EXPIRES_ANNOTATION not in annotations
+        assert annotations["envspec.dev/ttl"] == "never"
+
+
+def start_watch(cluster: ClusterInfo, path: Path, *flags: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, KUBECONFIG=cluster.kubeconfig)
+    return subprocess.Popen(
+        [sys.executable, "-m", "envspec", "watch", "-f", str(path), *flags],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float = 90) -> list[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    pytest.fail(f"no line with {needle!r} from envspec watch; got: {''.join(lines)}")
+
+
+@pytest.mark.cluster
+def test_ctrl_c_leaves_the_environment_up_or_takes_it_down_with_down_on_exit(
+    kube_cluster: ClusterInfo, environment_name: str, tmp_path: Path
+) -> None:
+    namespace = f"envspec-{environment_name}"
+    path = tmp_path / "maestro-env.yaml"
+    path.write_text(spec_text(environment_name))
+
+    process = start_watch(kube_cluster, path)
+    try:
+        wait_for_line(process, "watching ")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "left running" in out and "Traceback" not in err
+    web = deployment(kube_cluster, namespace, "web")
+    assert web is not None and web["status"].get("readyReplicas") == 1
+
+    process = start_watch(kube_cluster, path, "--down-on-exit")
+    try:
+        wait_for_line(process, "watching ")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "taken down" in out
+    assert kubectl_json(kube_cluster, "get", "namespace", namespace) is None
+
+
+@pytest.mark.cluster
+def test_watch_refuses_an_invalid_spec_at_start(kube_cluster: ClusterInfo, tmp_path: Path) -> None:
+    path = tmp_path / "maestro-env.yaml"
+    path.write_text(spec_text("wt-bad", replicas="many"))
+    process = start_watch(kube_cluster, path)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert f"{path}:9:" in err and "Traceback" not in err
