@@ -36,6 +36,7 @@ COMPONENT_MAPS = ("databases", "services", "tests")
 
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DATABASE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}")
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -379,7 +380,7 @@ class _Semantics:
             path = ("databases", name)
             if database.database is not None and "database" not in definition.attributes:
                 self.out.add((*path, "database"), f"{database.engine} databases have no database name")
-            if database.database is not None and not re.fullmatch(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$", database.database):
+            if database.database is not None and not _DATABASE_NAME.fullmatch(database.database):
                 self.out.add(
                     (*path, "database"), "must be 1-63 characters of letters, digits, '_' and '-'"
                 )
@@ -482,9 +483,10 @@ class _Semantics:
             if ref.attribute not in allowed:
                 return _attribute_message(ref, f"{database.engine} database '{ref.scope}'", allowed)
             if ref.attribute in refs.SECRET_ATTRIBUTES and not secrets_allowed:
+                what = "a password" if ref.attribute == "password" else "a database URL"
                 return (
-                    f"{ref.text} carries a password; it may only be used in `env` values, "
-                    "where it is read from the database's Secret"
+                    f"{ref.text} is {what}, which lives only in the database's Secret; "
+                    "use it in `env` values, where it is read from that Secret"
                 )
             return None
         if ref.scope in spec.services:

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from envspec.compiler import SECRET_PLACEHOLDER, compile_plan, namespace_name, secret_slots
@@ -376,7 +377,7 @@ def test_check_id_accepts(good: str | None) -> None:
     assert check_id(good) == good
 
 
-@pytest.mark.parametrize("bad", ["", "PR", "-a", "a-", "a_b", "x" * 21, "a.b", "é"])
+@pytest.mark.parametrize("bad", ["", "PR", "-a", "a-", "a_b", "x" * 21, "a.b", "é", "pr\n"])
 def test_check_id_refuses(bad: str) -> None:
     with pytest.raises(EnvspecError, match="--id"):
         check_id(bad)
@@ -623,3 +624,17 @@ def test_examples_compile_and_keep_secrets_in_secrets(example: str) -> None:
         text = json.dumps(obj.manifest)
         assert "S3cret-" not in text, f"{obj.kind}/{obj.name}"
         assert all("S3cret-" not in s for s in walk_strings(obj.manifest))
+
+
+def test_plans_validate_strictly_against_kubernetes_1_34() -> None:
+    odd = (
+        "apiVersion: envspec/v1\nname: d\nisolation: none\npodSecurity: privileged\n"
+        "services:\n  a: {image: x, replicas: 0, health: {path: /h, port: 81}, command: '', args: []}\n"
+        "tests:\n  t: {image: x, timeout: 1w}\n"
+    )
+    for plan in (
+        plan_of(FULL, {"TAG": "1"}, include_tests=True, env_id="abc", secrets=PASSWORDS),
+        plan_of(odd, include_tests=True),
+    ):
+        for manifest in plan.manifests():
+            kubernetes_validate.validate(manifest, "1.34", strict=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -229,8 +230,6 @@ def test_read_source_stdin_is_named_stdin() -> None:
 
 
 def test_read_source_stdin_reads_sys_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-
     monkeypatch.setattr("sys.stdin", io.StringIO("name: b\n"))
     assert read_source("-") == ("name: b\n", "<stdin>")
 

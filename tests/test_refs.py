@@ -62,6 +62,7 @@ def test_reference_text_is_as_written() -> None:
         ("${db.}", "invalid reference"),
         ("${db.1x}", "invalid reference"),
         ("${.url}", "invalid reference"),
+        ("${db.url\n}", "invalid reference"),
         ("${db.url:-x}", "only env references take a default"),
     ],
 )

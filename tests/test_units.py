@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from fractions import Fraction
 
@@ -63,6 +64,8 @@ def test_parse_quantity(text: str, value: Fraction | int) -> None:
         "1KI",
         "0x10",
         "1e1Mi",
+        "1\n",
+        "100m\n",
         "inf",
         "nan",
     ],
@@ -164,10 +167,11 @@ def test_parse_duration(text: str, seconds: int) -> None:
         ("1H", ""),
         ("-1h", ""),
         ("1h ", ""),
+        ("1h\n", ""),
     ],
 )
 def test_invalid_durations(text: str, reason: str) -> None:
-    with pytest.raises(ValueError, match=f"invalid duration {text!r}") as info:
+    with pytest.raises(ValueError, match=re.escape(f"invalid duration {text!r}")) as info:
         parse_duration(text)
     assert reason in str(info.value)
 

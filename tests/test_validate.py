@@ -31,8 +31,10 @@ def at(line: int, column: int, rest: str) -> str:
 
 
 PASSWORD_IN_COMMAND = (
-    "carries a password; it may only be used in `env` values, where it is read from the database's Secret"
+    "is a password, which lives only in the database's Secret; "
+    "use it in `env` values, where it is read from that Secret"
 )
+URL_IN_COMMAND = PASSWORD_IN_COMMAND.replace("a password", "a database URL")
 LABEL_VALUE_RULE = "at most 63 characters of a-z, A-Z, 0-9, '-', '_', '.', starting and ending with a letter or digit"
 
 BROKEN: dict[str, tuple[str, list[str]]] = {
@@ -319,9 +321,9 @@ BROKEN: dict[str, tuple[str, list[str]]] = {
         + "tests:\n  t:\n    image: t\n    args: ['${db.url}']\n",
         [
             at(7, 12, "services.api.image: ${db.password} " + PASSWORD_IN_COMMAND),
-            at(8, 20, "services.api.command[1]: ${db.url} " + PASSWORD_IN_COMMAND),
+            at(8, 20, "services.api.command[1]: ${db.url} " + URL_IN_COMMAND),
             at(9, 11, "services.api.args: ${db.password} " + PASSWORD_IN_COMMAND),
-            at(15, 12, "tests.t.args[0]: ${db.url} " + PASSWORD_IN_COMMAND),
+            at(15, 12, "tests.t.args[0]: ${db.url} " + URL_IN_COMMAND),
         ],
     ),
     "secret-bearing reference in a database image and the reporting url": (
@@ -330,7 +332,7 @@ BROKEN: dict[str, tuple[str, list[str]]] = {
         + "reporting:\n  redis:\n    url: ${db.url}\n",
         [
             at(7, 12, "databases.other.image: ${db.password} " + PASSWORD_IN_COMMAND),
-            at(10, 10, "reporting.redis.url: ${db.url} " + PASSWORD_IN_COMMAND),
+            at(10, 10, "reporting.redis.url: ${db.url} " + URL_IN_COMMAND),
         ],
     ),
     "service url without a port": (
@@ -468,6 +470,28 @@ BROKEN: dict[str, tuple[str, list[str]]] = {
             at(5, 14, "services.b.image: invalid image 'my app:1': an image reference has no spaces"),
             at(7, 29, "databases.d.image: must not be empty"),
             at(9, 14, "tests.t.image: must not be empty"),
+        ],
+    ),
+    "service names must start with a letter": (
+        HEAD + "services:\n  2fa: {image: a, port: 80}\n  3w: {image: a}\ndatabases:\n  4db: {engine: redis}\n",
+        [
+            at(4, 3, "services.2fa: '2fa' must start with a letter: it also names a Kubernetes Service"),
+            at(7, 3, "databases.4db: '4db' must start with a letter: it also names a Kubernetes Service"),
+        ],
+    ),
+    "a final line break is not part of a valid name or value": (
+        'apiVersion: envspec/v1\nname: "demo\\n"\nttl: "1h\\n"\n'
+        + 'resources: {defaults: {limits: {cpu: "1\\n"}}}\nlabels: {a: "b\\n"}\n',
+        [
+            at(
+                2,
+                7,
+                "name: 'demo\n' is not a valid name: use lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit",
+            ),
+            at(3, 6, "ttl: invalid duration '1h\\n': expected e.g. 30s, 45m, 2h, 1h30m or 7d"),
+            at(4, 38, "resources.defaults.limits.cpu: invalid quantity '1\\n': expected e.g. 500m, 2, 256Mi or 1Gi"),
+            at(5, 13, f"labels.a: invalid label value 'b\\n': {LABEL_VALUE_RULE}"),
         ],
     ),
     "merge keys keep the explicit key's position": (
