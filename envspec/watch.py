@@ -154,6 +154,7 @@ class _Watcher:
         self.pending: tuple[ValidSpec, float] | None = None  # the newest valid edit, when it was noticed
         self.wake = anyio.Event()
         self.running_cycle: anyio.CancelScope | None = None
+        self.file_watch_stop = anyio.Event()
 
     # ------------------------------------------------------------ the spec file
 
@@ -176,6 +177,7 @@ class _Watcher:
             watch_filter=self._is_our_file,
             debounce=DEBOUNCE_MS,
             step=STEP_MS,
+            stop_event=self.file_watch_stop,
             recursive=False,
         )
         task_status.started()
@@ -360,13 +362,18 @@ class _Watcher:
                 group.cancel_scope.cancel()
 
             group.start_soon(stop_when_asked)
-            async with connect(self.request.target) as api:  # unreachable: fail now, exit 3
-                # Watching starts before the first up, so an edit made meanwhile is not lost.
-                await group.start(self.watch_file)
-                await self.first_up()
-                self.sink.emit(WatchStarted(str(self.request.file), self.environment, self.namespace))
-                group.start_soon(self.keep_alive, api)
-                await self.run_cycles(api)
+            try:
+                async with connect(self.request.target) as api:  # unreachable: fail now, exit 3
+                    # Watching starts before the first up, so an edit made meanwhile is not lost.
+                    await group.start(self.watch_file)
+                    await self.first_up()
+                    self.sink.emit(WatchStarted(str(self.request.file), self.environment, self.namespace))
+                    group.start_soon(self.keep_alive, api)
+                    await self.run_cycles(api)
+            finally:
+                # watchfiles waits in a thread that a cancellation cannot interrupt; this event
+                # makes it return at its next step instead of after its 5 s timeout.
+                self.file_watch_stop.set()
         taken_down = False
         if self.options.down_on_exit:
             ref = EnvironmentRef(self.environment, self.namespace)

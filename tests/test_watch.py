@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -267,29 +270,61 @@ async def test_keep_alive_renews_the_expiry_and_ttl_never_removes_it(
         assert annotations["envspec.dev/ttl"] == "never"
 
 
-def start_watch(cluster: ClusterInfo, path: Path, *flags: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, KUBECONFIG=cluster.kubeconfig)
-    return subprocess.Popen(
-        [sys.executable, "-m", "envspec", "watch", "-f", str(path), *flags],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class WatchProcess:
+    """`envspec watch` in a child process, its output read by a thread so waits can time out."""
 
+    def __init__(self, cluster: ClusterInfo, path: Path, *flags: str) -> None:
+        env = dict(os.environ, KUBECONFIG=cluster.kubeconfig)
+        # A file, not a pipe: a full pipe nobody reads would block the child. Lives as long as the process.
+        self.stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "envspec", "watch", "-f", str(path), *flags],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.out: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
 
-def wait_for_line(process: subprocess.Popen[str], needle: str, timeout: float = 90) -> list[str]:
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return lines
-    pytest.fail(f"no line with {needle!r} from envspec watch; got: {''.join(lines)}")
+    def err(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, needle: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.out.append(line)
+            if needle in line:
+                return
+        self.process.kill()
+        self.process.wait(timeout=30)
+        pytest.fail(f"no line with {needle!r} from envspec watch:\n{''.join(self.out)}\nstderr:\n{self.err()}")
+
+    def interrupt(self, timeout: float = 120) -> tuple[int, str, str]:
+        """Ctrl-C; the exit code, all of stdout and stderr."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+        while (line := self.lines.get(timeout=10)) is not None:
+            self.out.append(line)
+        return self.process.returncode, "".join(self.out), self.err()
 
 
 @pytest.mark.cluster
@@ -300,28 +335,18 @@ def test_ctrl_c_leaves_the_environment_up_or_takes_it_down_with_down_on_exit(
     path = tmp_path / "maestro-env.yaml"
     path.write_text(spec_text(environment_name))
 
-    process = start_watch(kube_cluster, path)
-    try:
-        wait_for_line(process, "watching ")
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, err
+    watch = WatchProcess(kube_cluster, path)
+    watch.wait_for("watching ")
+    code, out, err = watch.interrupt()
+    assert code == 0, err
     assert "left running" in out and "Traceback" not in err
     web = deployment(kube_cluster, namespace, "web")
     assert web is not None and web["status"].get("readyReplicas") == 1
 
-    process = start_watch(kube_cluster, path, "--down-on-exit")
-    try:
-        wait_for_line(process, "watching ")
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, err
+    watch = WatchProcess(kube_cluster, path, "--down-on-exit")
+    watch.wait_for("watching ")
+    code, out, err = watch.interrupt()
+    assert code == 0, err
     assert "taken down" in out
     assert kubectl_json(kube_cluster, "get", "namespace", namespace) is None
 
@@ -330,7 +355,13 @@ def test_ctrl_c_leaves_the_environment_up_or_takes_it_down_with_down_on_exit(
 def test_watch_refuses_an_invalid_spec_at_start(kube_cluster: ClusterInfo, tmp_path: Path) -> None:
     path = tmp_path / "maestro-env.yaml"
     path.write_text(spec_text("wt-bad", replicas="many"))
-    process = start_watch(kube_cluster, path)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 1
-    assert f"{path}:9:" in err and "Traceback" not in err
+    result = subprocess.run(
+        [sys.executable, "-m", "envspec", "watch", "-f", str(path)],
+        env=dict(os.environ, KUBECONFIG=kube_cluster.kubeconfig),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"{path}:9:" in result.stderr and "Traceback" not in result.stderr
