@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 # control plane started here (built from source on first use, then cached) and
 # stopped afterwards.
 test: install lint
-	$(BIN)/envspec cluster up --name $(TEST_CLUSTER)
+	$(BIN)/envspec cluster up --name $(TEST_CLUSTER) --provider kwok
 	status=0; \
 	ENVSPEC_TEST_CLUSTER=$(TEST_CLUSTER) $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/envspec cluster down --name $(TEST_CLUSTER) || true; \
@@ -44,7 +44,7 @@ golden: install
 
 bench: install
 	$(BIN)/python bench/render.py
-	$(BIN)/envspec cluster up --name envspec-bench
+	$(BIN)/envspec cluster up --name envspec-bench --provider kwok
 	status=0; \
 	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig --name envspec-bench) $(BIN)/python bench/up.py || status=$$?; \
 	$(BIN)/envspec cluster down --name envspec-bench || true; \
