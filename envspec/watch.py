@@ -144,13 +144,13 @@ class _Watcher:
         self.clock = clock
         self.path = Path(request.file).absolute()
         self.env_id = check_id(request.env_id)
+        self.last_text = self._read_bytes()  # what the first up applies; saves are compared with it
         self.spec = self._load()  # SpecError before touching the cluster
         draft = build_plan(self.spec, env_id=self.env_id)
         self.environment, self.namespace = draft.environment, draft.namespace
         self.ttl_seconds = draft.ttl_seconds
         self.applied = _Applied(plan=None, inventory=None)
         self.cycles = 0
-        self.last_text: bytes | None = None
         self.pending: tuple[ValidSpec, float] | None = None  # the newest valid edit, when it was noticed
         self.wake = anyio.Event()
         self.running_cycle: anyio.CancelScope | None = None
@@ -214,7 +214,6 @@ class _Watcher:
             built.append(plan)
             return plan
 
-        self.last_text = self._read_bytes()
         options = ApplyOptions(timeout_seconds=self.options.up_timeout_seconds)
         try:
             result = await up_environment(self.request.target, build, sink=self.sink, options=options)

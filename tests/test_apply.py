@@ -195,3 +195,26 @@ def test_retry_policy() -> None:
     assert max(delays) <= MAX_BACKOFF * 1.2
     assert backoff_delay(1, retry_after=2.0) == 2.0
     assert backoff_delay(1, retry_after=120.0) == MAX_BACKOFF
+
+
+def test_informer_keeps_the_freshest_copy_of_an_object() -> None:
+    from envspec.kube.informer import Informer
+    from envspec.kube.kinds import MANAGED_KINDS
+
+    changes: list[int] = []
+    informer = Informer(None, MANAGED_KINDS[("apps/v1", "Deployment")], "ns", on_change=lambda: changes.append(1))
+
+    def deployment(generation: int, observed: int, uid: str = "u1") -> dict[str, Any]:
+        metadata = {"name": "api", "namespace": "ns", "uid": uid, "generation": generation}
+        return {"metadata": metadata, "status": {"observedGeneration": observed}}
+
+    informer.put(deployment(1, 1))
+    informer.seed(deployment(2, 1))  # the PATCH answer: new generation, old status
+    informer.put(deployment(1, 1))  # a late watch event from before the PATCH: ignored
+    assert informer.get("api", "ns") == deployment(2, 1)
+    informer.put(deployment(2, 2))  # the controller caught up
+    informer.seed(deployment(2, 1))  # a copy read earlier, same generation: not fresher
+    assert informer.get("api", "ns") == deployment(2, 2)
+    informer.seed(deployment(1, 0, uid="u2"))  # deleted and created again: another object
+    assert informer.get("api", "ns") == deployment(1, 0, uid="u2")
+    assert len(changes) == 4

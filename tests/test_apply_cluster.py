@@ -438,7 +438,7 @@ def test_ctrl_c_stops_cleanly_and_a_re_run_converges(
     out, err = process.communicate(timeout=30)
     assert process.returncode == ExitCode.INTERRUPTED, (out, err)
     assert "interrupted" in err and "Traceback" not in err + out
-    rerun = envspec("up", "-f", LARGE, "--id", env_id, "-o", "json")
+    rerun = envspec("up", "-f", LARGE, "--id", env_id, "-o", "json", "--timeout", "3m")
     assert rerun.code == 0, rerun.err
     status = envspec("status", "-f", LARGE, "--id", env_id, "-o", "json")
     report = json.loads(status.out)

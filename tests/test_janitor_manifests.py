@@ -157,3 +157,20 @@ def test_the_dockerfile_installs_a_package_that_carries_the_janitor_templates(tm
     for template in ("namespace", "serviceaccount", "clusterrole", "clusterrolebinding", "deployment"):
         assert f"envspec/_data/templates/janitor/{template}.yaml" in names
     assert "envspec/lifecycle/gc.py" in names
+
+
+def test_a_bad_janitor_namespace_or_image_is_refused_with_a_message() -> None:
+    for args, message in (
+        (("--janitor-namespace", "Bad_Namespace"), "--janitor-namespace 'Bad_Namespace'"),
+        (("--image", "two words"), "--image 'two words'"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "envspec", "gc", "--print-manifests", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert result.stdout == ""

@@ -110,7 +110,7 @@ class Watching:
 
     async def next(self, kind: type[E], timeout: float = 90) -> E:
         """The next event of `kind` after the ones already consumed."""
-        with anyio.fail_after(timeout):
+        with anyio.move_on_after(timeout):
             while True:
                 for index in range(self.seen, len(self.log.events)):
                     event = self.log.events[index]
@@ -118,6 +118,8 @@ class Watching:
                         self.seen = index + 1
                         return event
                 await anyio.sleep(0.02)
+        recent = "\n".join(f"  {event}" for event in self.log.events[-15:])
+        pytest.fail(f"no {kind.__name__} within {timeout:g}s; the last events:\n{recent}", pytrace=False)
 
     async def edit(self, text: str) -> float:
         """Save the spec; the time it was written (monotonic)."""
@@ -241,6 +243,82 @@ async def test_a_failed_cycle_is_reported_and_the_next_edit_retries(
         assert retried.ok, retried.message
         web = deployment(kube_cluster, namespace, "web")
         assert web is not None and web["status"].get("readyReplicas") == 2
+
+
+def refuse_more_than_two_replicas(namespace: str) -> list[dict[str, Any]]:
+    """An admission policy that makes the API server refuse the apply itself (not a pod)."""
+    name = f"{namespace}-max-two"
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["apps"],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["deployments"],
+                        }
+                    ]
+                },
+                "validations": [{"expression": "object.spec.replicas <= 2", "message": "at most 2 replicas here"}],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+            },
+        },
+    ]
+
+
+@pytest.mark.cluster
+@pytest.mark.anyio
+async def test_an_api_error_during_a_cycle_is_reported_and_the_next_save_retries(
+    kube_cluster: ClusterInfo, environment_name: str, tmp_path: Path
+) -> None:
+    namespace = f"envspec-{environment_name}"
+    path = tmp_path / "maestro-env.yaml"
+    path.write_text(spec_text(environment_name))
+    policy = json.dumps({"apiVersion": "v1", "kind": "List", "items": refuse_more_than_two_replicas(namespace)})
+    try:
+        async with watching(kube_cluster, path) as watch:
+            assert kubectl(kube_cluster, "create", "-f", "-", stdin=policy).returncode == 0
+            # The policy takes a moment to be enforced; save until the API server refuses.
+            deadline = time.monotonic() + 30
+            while True:
+                refused_text = spec_text(environment_name, replicas=3) + f"# {time.monotonic()}\n"
+                await watch.edit(refused_text)
+                refused = await watch.next(WatchCycle)
+                if not refused.ok:
+                    break
+                assert time.monotonic() < deadline, "the admission policy was never enforced"
+                await watch.edit(spec_text(environment_name, replicas=1))
+                await watch.next(WatchCycle)
+            assert "applying deployment/web" in refused.message and "at most 2 replicas here" in refused.message
+
+            kubectl(kube_cluster, "delete", "-f", "-", stdin=policy)
+            deadline = time.monotonic() + 30
+            while True:  # the very same text again: after a failed cycle any save retries
+                await watch.edit(refused_text)
+                retried = await watch.next(WatchCycle)
+                if retried.ok:
+                    break
+                assert time.monotonic() < deadline, retried.message
+                await anyio.sleep(0.5)
+            web = deployment(kube_cluster, namespace, "web")
+            assert web is not None and web["status"].get("readyReplicas") == 3
+    finally:
+        kubectl(kube_cluster, "delete", "--ignore-not-found", "-f", "-", stdin=policy)
 
 
 @pytest.mark.cluster

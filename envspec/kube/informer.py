@@ -86,10 +86,11 @@ class Informer:
         return self.objects.get(f"{namespace}/{name}" if namespace and self.rtype.namespaced else name)
 
     def put(self, obj: Json) -> None:
-        """Record a newer state of an object (also used to seed what `apply` just wrote).
+        """Record the state a watch event brings.
 
-        A watch may deliver an event older than what a PATCH already returned; an object
-        with the same uid and a lower generation is such a stale copy and is ignored.
+        Events come in order, but one may still describe the object as it was before a
+        PATCH whose answer was already recorded by `seed`: the same uid with a lower
+        generation is such a stale copy and is ignored.
         """
         key = object_key(obj)
         known = self.objects.get(key)
@@ -97,6 +98,20 @@ class Informer:
             return
         self.objects[key] = obj
         self._on_change()
+
+    def seed(self, obj: Json) -> None:
+        """Record what a write just returned, unless the informer already knows as much.
+
+        The answer to a PATCH carries the new generation before any watch event does;
+        without it, a copy from before the write (status: ready) would look current.
+        A copy of the same generation is kept: it is at least as fresh (it may carry
+        a newer status).
+        """
+        key = object_key(obj)
+        known = self.objects.get(key)
+        if known is None or uid_of(known) != uid_of(obj) or generation_of(obj) > generation_of(known):
+            self.objects[key] = obj
+            self._on_change()
 
     async def run(self) -> None:
         """List, then watch for ever (until cancelled)."""

@@ -101,7 +101,7 @@ class ClusterView:
 
     async def observe(self, target: Target, obj: Json) -> None:
         """Seed the view with what a write just returned, so a lagging watch cannot look ready."""
-        (await self._target_informer(target)).put(obj)
+        (await self._target_informer(target)).seed(obj)
 
     async def get(self, target: Target) -> Json | None:
         return (await self._target_informer(target)).get(target.name, target.namespace)

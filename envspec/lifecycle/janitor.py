@@ -8,7 +8,10 @@ repository's Dockerfile. The objects come from templates/janitor/.
 
 from __future__ import annotations
 
+import re
+
 from envspec import __version__
+from envspec.errors import EnvspecError
 from envspec.plan import Manifest
 from envspec.templates import render
 from envspec.units import format_duration
@@ -17,6 +20,7 @@ JANITOR_NAME = "envspec-janitor"
 DEFAULT_NAMESPACE = "envspec-system"
 DEFAULT_IMAGE = f"envspec:{__version__}"
 NAME_LABEL = "app.kubernetes.io/name"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 
 
@@ -28,6 +32,13 @@ def janitor_manifests(
     stuck_after_seconds: int = 300,
 ) -> list[Manifest]:
     """The manifests in apply order (the namespace first, the Deployment last)."""
+    if not _DNS_LABEL.match(namespace):
+        raise EnvspecError(
+            f"--janitor-namespace {namespace!r}: use at most 63 lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    if not image.strip() or any(c.isspace() for c in image):
+        raise EnvspecError(f"--image {image!r}: not an image reference")
     selector = {NAME_LABEL: JANITOR_NAME}
     # No managed-by=envspec label on any of them: gc must never see its own objects.
     labels = {**selector, PART_OF_LABEL: "envspec"}

@@ -1,0 +1,222 @@
+"""Benchmark `envspec up` against `kubectl apply --server-side` + `kubectl rollout status`.
+
+Run against a local cluster (`make bench` starts one and sets KUBECONFIG):
+
+    KUBECONFIG=... python bench/up.py [--runs 5] [--examples fullstack,large]
+
+For each example, alternating the two in one run, at least five times each:
+
+- envspec:  `envspec up -f maestro-env.yaml --id ...` (waves, readiness, prune);
+- kubectl:  `kubectl apply --server-side -f <rendered dir>` then
+            `kubectl rollout status` of every Deployment and StatefulSet (and
+            `kubectl wait --for=condition=complete` of every Job), the usual CI
+            sequence for the same objects, with no ordering between them.
+
+Both are timed from process start to ready, each in a fresh namespace; the namespace
+is deleted (and waited for) between runs, untimed. Then the write requests of an
+unchanged re-apply are counted from the API server's `apiserver_request_total`.
+Targets: envspec's median <= 1.2x kubectl's; an unchanged `up` writes 1 (the lease).
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envspec.pipeline import identity, load_spec
+
+REPO = Path(__file__).resolve().parent.parent
+ENVSPEC = [sys.executable, "-m", "envspec"]
+WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}  # APPLY: server-side apply
+WAITED_KINDS = {"deployment", "statefulset"}
+METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass
+class Example:
+    name: str
+    spec: Path
+    objects: int = 0
+    envspec_seconds: list[float] = field(default_factory=list)
+    kubectl_seconds: list[float] = field(default_factory=list)
+    envspec_noop_writes: int = -1
+    kubectl_noop_writes: int = -1
+
+
+def kubectl(*args: str, timeout: float = 600) -> str:
+    done = subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def envspec(*args: str, timeout: float = 900) -> str:
+    done = subprocess.run([*ENVSPEC, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"envspec {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def namespace_of(spec: Path, env_id: str) -> str:
+    return identity(load_spec(str(spec), os.environ), env_id).namespace
+
+
+def render(spec: Path, env_id: str, directory: Path) -> None:
+    envspec("render", "-f", str(spec), "--id", env_id, "--show-secrets", "--out-dir", str(directory))
+
+
+def delete_namespace(namespace: str) -> None:
+    kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=600s")
+
+
+def time_envspec(example: Example, env_id: str, scratch: Path) -> tuple[float, str]:
+    namespace = namespace_of(example.spec, env_id)
+    started = time.monotonic()
+    output = envspec("up", "-f", str(example.spec), "--id", env_id, "-o", "json")
+    seconds = time.monotonic() - started
+    summary = json.loads(output.splitlines()[-1])
+    assert summary["event"] == "summary" and summary["ok"], summary
+    example.objects = summary["created"] + summary["configured"] + summary["unchanged"]
+    return seconds, namespace
+
+
+def time_kubectl(example: Example, env_id: str, scratch: Path) -> tuple[float, str, Path]:
+    rendered = scratch / f"rendered-{env_id}"
+    render(example.spec, env_id, rendered)  # not timed
+    namespace = namespace_of(example.spec, env_id)
+    files = sorted(rendered.iterdir())
+    workloads = [f for f in files if f.name.split("-", 2)[1] in WAITED_KINDS]
+    jobs = [f for f in files if f.name.split("-", 2)[1] == "job"]
+    started = time.monotonic()
+    kubectl("apply", "--server-side", "-f", str(rendered))
+    if workloads:
+        kubectl("rollout", "status", "--timeout=600s", *[arg for f in workloads for arg in ("-f", str(f))])
+    if jobs:
+        kubectl("wait", "--for=condition=complete", "--timeout=600s", *[arg for f in jobs for arg in ("-f", str(f))])
+    return time.monotonic() - started, namespace, rendered
+
+
+def write_requests() -> Counter[str]:
+    """Write requests the API server has answered so far, by resource (every client)."""
+    counts: Counter[str] = Counter()
+    for line in kubectl("get", "--raw", "/metrics").splitlines():
+        match = METRIC.match(line)
+        if not match:
+            continue
+        labels = dict(LABEL.findall(match.group("labels")))
+        if labels.get("verb") in WRITE_VERBS and not labels.get("dry_run") and not labels.get("subresource"):
+            counts[labels.get("resource", "")] += int(float(match.group("value")))
+    return counts
+
+
+def plan_writes(before: Counter[str], after: Counter[str]) -> int:
+    # Controllers keep writing leases, events and node heartbeats meanwhile: not ours.
+    ignored = {"leases", "events", "nodes"}
+    return sum(count for resource, count in (after - before).items() if resource not in ignored)
+
+
+def count_noop_writes(example: Example, scratch: Path) -> None:
+    env_id = "noop" + secrets.token_hex(3)
+    _, namespace = time_envspec(example, env_id, scratch)
+    before = write_requests()
+    envspec("up", "-f", str(example.spec), "--id", env_id, "-o", "json")
+    example.envspec_noop_writes = plan_writes(before, write_requests())
+    delete_namespace(namespace)
+
+    env_id = "noop" + secrets.token_hex(3)
+    _, namespace, rendered = time_kubectl(example, env_id, scratch)
+    before = write_requests()
+    kubectl("apply", "--server-side", "-f", str(rendered))
+    example.kubectl_noop_writes = plan_writes(before, write_requests())
+    delete_namespace(namespace)
+
+
+def bench(example: Example, runs: int, scratch: Path) -> None:
+    for run in range(runs):
+        # Alternate who goes first, so neither always meets a cluster still busy with the other.
+        order = ("envspec", "kubectl") if run % 2 == 0 else ("kubectl", "envspec")
+        for tool in order:
+            env_id = f"b{tool[0]}{run}{secrets.token_hex(2)}"
+            if tool == "envspec":
+                seconds, namespace = time_envspec(example, env_id, scratch)
+                example.envspec_seconds.append(seconds)
+            else:
+                seconds, namespace, _ = time_kubectl(example, env_id, scratch)
+                example.kubectl_seconds.append(seconds)
+            print(f"  {example.name:<10} run {run + 1}/{runs}  {tool:<8} {seconds:6.2f}s", flush=True)
+            delete_namespace(namespace)
+    count_noop_writes(example, scratch)
+
+
+def report(examples: list[Example], runs: int) -> str:
+    lines = [
+        f"envspec up vs kubectl apply --server-side + rollout status (median of {runs} runs each, alternated)",
+        f"{'example':<10} {'objects':>7} {'envspec':>9} {'kubectl':>9} {'ratio':>7}   unchanged re-up writes",
+    ]
+    for example in examples:
+        mine, theirs = statistics.median(example.envspec_seconds), statistics.median(example.kubectl_seconds)
+        lines.append(
+            f"{example.name:<10} {example.objects:>7} {mine:>8.2f}s {theirs:>8.2f}s {mine / theirs:>6.2f}x   "
+            f"envspec {example.envspec_noop_writes} (the lease), kubectl {example.kubectl_noop_writes}"
+        )
+    for example in examples:
+        lines.append(
+            f"  {example.name}: envspec {' '.join(f'{s:.2f}' for s in example.envspec_seconds)}; "
+            f"kubectl {' '.join(f'{s:.2f}' for s in example.kubectl_seconds)}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="runs per tool and example (default 5)")
+    parser.add_argument("--examples", default="fullstack,large", help="comma-separated examples/ names")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    arguments = parser.parse_args()
+    if not os.environ.get("KUBECONFIG"):
+        raise SystemExit("set KUBECONFIG to the local cluster (make bench does)")
+    # An installed envspec has compiled bytecode; a source checkout may not (PYTHONDONTWRITEBYTECODE).
+    compileall.compile_dir(str(REPO / "envspec"), quiet=1)
+    examples = [Example(name, REPO / "examples" / name / "maestro-env.yaml") for name in arguments.examples.split(",")]
+    with tempfile.TemporaryDirectory(prefix="envspec-bench-") as scratch:
+        for example in examples:
+            print(f"{example.name}: {arguments.runs} runs each", flush=True)
+            bench(example, arguments.runs, Path(scratch))
+    text = report(examples, arguments.runs)
+    print(text)
+    if arguments.json:
+        arguments.json.write_text(
+            json.dumps(
+                [
+                    {
+                        "example": e.name,
+                        "objects": e.objects,
+                        "envspec_seconds": e.envspec_seconds,
+                        "kubectl_seconds": e.kubectl_seconds,
+                        "envspec_median": statistics.median(e.envspec_seconds),
+                        "kubectl_median": statistics.median(e.kubectl_seconds),
+                        "envspec_noop_writes": e.envspec_noop_writes,
+                        "kubectl_noop_writes": e.kubectl_noop_writes,
+                    }
+                    for e in examples
+                ],
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
