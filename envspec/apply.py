@@ -37,7 +37,7 @@ from typing import Any
 
 import anyio
 
-from envspec.errors import ClusterError, EnvspecError
+from envspec.errors import ClusterError, EnvspecError, NotReadyError
 from envspec.events import (
     Action,
     EnvironmentReady,
@@ -355,6 +355,9 @@ class _Run:
             state = assess(current)
             if state.done or not self.options.wait:
                 self.report(obj, state, position, wave_started)
+                if state.failed and self.options.wait:  # e.g. a Job that failed in an earlier run
+                    where = f" in {obj.namespace}" if obj.namespace else ""
+                    raise NotReadyError(f"{obj.ref}{where}: {state.message}")
             else:
                 rtype = await resolve_type(self.api, obj.api_version, obj.kind, deadline=self.deadline)
                 unready[Target(rtype, obj.name, obj.namespace)] = (obj, current)

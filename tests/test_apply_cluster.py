@@ -25,7 +25,7 @@ from ruamel.yaml import YAML
 from envspec.apply import ApplyOptions, up_environment
 from envspec.cli.main import main
 from envspec.errors import ClusterError, ExitCode, NotReadyError
-from envspec.events import ObjectFailed, Recorder, Summary
+from envspec.events import ObjectApplied, ObjectFailed, ObjectReady, Recorder, Summary
 from envspec.kube.client import ClusterTarget
 from envspec.kube.deadline import Deadline
 from envspec.kube.environments import list_environments
@@ -331,7 +331,7 @@ def test_quota_too_small_at_admission_fails_early_naming_the_quota(
 
 
 def test_unschedulable_pods_fail_at_once_with_the_schedulers_reason(
-    kubeconfig: str, namespaces_to_delete: list[str]
+    kubeconfig: str, envspec: Callable[..., Run], namespaces_to_delete: list[str]
 ) -> None:
     name = "unsched-" + uuid.uuid4().hex[:6]
     spec = load_spec("-", {}, stdin_text=json.dumps(web_spec(name, {"web": 8080})))
@@ -348,6 +348,35 @@ def test_unschedulable_pods_fail_at_once_with_the_schedulers_reason(
     with pytest.raises(NotReadyError, match=r"deployment/web in .*cannot be scheduled: 0/\d+ nodes are available"):
         anyio.run(partial(up_environment, ClusterTarget(kubeconfig), build, sink=Recorder()))
     assert time.monotonic() - started < 30
+    status = envspec("status", "--name", name)
+    assert status.code == ExitCode.NOT_READY
+    assert re.search(r"5\s+deployment/web\s+FAILED\s+pod web-\S+ cannot be scheduled", status.out)
+    assert f"error: 1 of 6 objects of {name} are not ready" in status.err
+
+
+def test_a_refused_object_names_itself_and_quotes_the_api_server(
+    kubeconfig: str, namespaces_to_delete: list[str]
+) -> None:
+    name = "invalid-" + uuid.uuid4().hex[:6]
+    spec = load_spec("-", {}, stdin_text=json.dumps(web_spec(name, {"web": 8080})))
+
+    def negative_replicas(deployment: dict[str, Any]) -> None:
+        deployment["spec"]["replicas"] = -1
+
+    def build(secrets: Any) -> Plan:
+        plan = build_plan(spec, secrets=secrets)
+        namespaces_to_delete.append(plan.namespace)
+        return changed(plan, "Deployment", negative_replicas)
+
+    recorder = Recorder()
+    with pytest.raises(ClusterError) as refused:
+        anyio.run(partial(up_environment, ClusterTarget(kubeconfig), build, sink=recorder))
+    assert refused.value.exit_code == ExitCode.CLUSTER
+    assert refused.value.message == (
+        f"applying deployment/web in envspec-{name}: API server says: "
+        'Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0'
+    )
+    assert [(f.ref, f.message) for f in recorder.of_type(ObjectFailed)] == [("deployment/web", refused.value.message)]
 
 
 def test_two_ids_of_one_spec_coexist(
@@ -494,3 +523,66 @@ def test_in_cluster_service_account_authenticates_as_the_pod(
         f'listing namespaces: API server says: namespaces is forbidden: User "system:serviceaccount:{namespace}:probe" '
         'cannot list resource "namespaces" in API group "" at the cluster scope'
     )
+
+
+def job_plan(name: str, **pod_spec: Any) -> Plan:
+    """A namespace and a Job (wave 1), built by hand: the compiler emits Jobs only for `envspec test`."""
+    labels = {"app.kubernetes.io/managed-by": "envspec", "envspec.dev/environment": name}
+    namespace = f"envspec-{name}"
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": namespace, "labels": labels, "annotations": {}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "migrate", "image": "busybox:1.36", "command": ["true"]}],
+                    **pod_spec,
+                }
+            },
+        },
+    }
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}}
+    return Plan(name, namespace, 600, (PlannedObject(0, manifest), PlannedObject(1, job)))
+
+
+def test_a_job_is_waited_for_until_complete(kubeconfig: str, namespaces_to_delete: list[str]) -> None:
+    plan = job_plan("job-" + uuid.uuid4().hex[:6])
+    namespaces_to_delete.append(plan.namespace)
+    recorder = Recorder()
+    result = anyio.run(partial(up_environment, ClusterTarget(kubeconfig), lambda _: plan, sink=recorder))
+    assert result.actions == {f"namespace/{plan.namespace}": "created", "job/migrate": "created"}
+    ready = {event.ref: event.message for event in recorder.of_type(ObjectReady)}
+    assert ready["job/migrate"] == "complete"
+
+
+def test_a_job_that_failed_before_fails_the_next_up_at_once(
+    kubeconfig: str, kubectl: Callable[..., str], namespaces_to_delete: list[str]
+) -> None:
+    # Pods that can never be scheduled, and a deadline of a second: the Job fails for good.
+    plan = job_plan(
+        "failjob-" + uuid.uuid4().hex[:6], nodeSelector={"envspec.dev/no-such-node": "true"}, activeDeadlineSeconds=1
+    )
+    namespaces_to_delete.append(plan.namespace)
+    target = ClusterTarget(kubeconfig)
+    # The namespace first, until its default service account exists: a Job whose first pod is
+    # refused for want of it may never be synced again, and then never reaches its deadline.
+    anyio.run(partial(up_environment, target, lambda _: replace(plan, objects=plan.objects[:1]), sink=Recorder()))
+    deadline = time.monotonic() + 30
+    while not kubectl("get", "serviceaccount", "default", "-n", plan.namespace, "-o", "name", check=False):
+        assert time.monotonic() < deadline, "no default service account"
+        time.sleep(0.1)
+    with pytest.raises(NotReadyError):
+        anyio.run(partial(up_environment, target, lambda _: plan, sink=Recorder()))
+    kubectl("wait", "--for=condition=Failed", "job/migrate", "-n", plan.namespace, "--timeout=60s")
+    recorder = Recorder()
+    started = time.monotonic()
+    with pytest.raises(NotReadyError) as failure:
+        anyio.run(partial(up_environment, target, lambda _: plan, sink=recorder))
+    assert time.monotonic() - started < 10
+    assert failure.value.message == f"job/migrate in {plan.namespace}: job failed: DeadlineExceeded: " + (
+        "Job was active longer than specified deadline"
+    )
+    assert [e.action for e in recorder.of_type(ObjectApplied) if e.ref == "job/migrate"] == ["unchanged"]

@@ -159,7 +159,8 @@ def test_requests_are_retried_through_a_short_outage(proxy: tuple[FaultyProxy, C
 
 def test_retries_stop_at_the_deadline_with_a_clear_message(proxy: tuple[FaultyProxy, ClusterTarget]) -> None:
     faulty, target = proxy
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "never-" + uuid.uuid4().hex[:6]}}
+    name = "never-" + uuid.uuid4().hex[:6]
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
     async def apply_during_outage() -> None:
         async with connect(target) as api:
@@ -170,7 +171,7 @@ def test_retries_stop_at_the_deadline_with_a_clear_message(proxy: tuple[FaultyPr
     with pytest.raises(ClusterError) as failure:
         run(apply_during_outage)
     assert time.monotonic() - started < 5
-    assert failure.value.message.startswith(f"applying namespace/{namespace['metadata']['name']}: ")
+    assert failure.value.message.startswith(f"applying namespace/{name}: ")
     assert "gave up after" in failure.value.message
 
 
