@@ -388,6 +388,12 @@ class TerminalSink:
         self._lines, self._drawn, self._redrawing = [], 0, False
 
     def _write(self, text: str) -> None:
+        if self._redrawing and self._drawn:
+            # Above the live block: clear the block, write, draw the block again below.
+            self.stream.write(f"\x1b[{self._drawn}F\x1b[J{text}\n")
+            self._drawn = 0
+            self._redraw()
+            return
         self.stream.write(text + "\n")
         self.stream.flush()
 

@@ -525,7 +525,7 @@ def test_in_cluster_service_account_authenticates_as_the_pod(
     )
 
 
-def job_plan(name: str, **pod_spec: Any) -> Plan:
+def job_plan(name: str, job_spec: dict[str, Any] | None = None, pod_spec: dict[str, Any] | None = None) -> Plan:
     """A namespace and a Job (wave 1), built by hand: the compiler emits Jobs only for `envspec test`."""
     labels = {"app.kubernetes.io/managed-by": "envspec", "envspec.dev/environment": name}
     namespace = f"envspec-{name}"
@@ -539,9 +539,10 @@ def job_plan(name: str, **pod_spec: Any) -> Plan:
                 "spec": {
                     "restartPolicy": "Never",
                     "containers": [{"name": "migrate", "image": "busybox:1.36", "command": ["true"]}],
-                    **pod_spec,
+                    **(pod_spec or {}),
                 }
             },
+            **(job_spec or {}),
         },
     }
     manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}}
@@ -563,17 +564,12 @@ def test_a_job_that_failed_before_fails_the_next_up_at_once(
 ) -> None:
     # Pods that can never be scheduled, and a deadline of a second: the Job fails for good.
     plan = job_plan(
-        "failjob-" + uuid.uuid4().hex[:6], nodeSelector={"envspec.dev/no-such-node": "true"}, activeDeadlineSeconds=1
+        "failjob-" + uuid.uuid4().hex[:6],
+        job_spec={"activeDeadlineSeconds": 1},
+        pod_spec={"nodeSelector": {"envspec.dev/no-such-node": "true"}},
     )
     namespaces_to_delete.append(plan.namespace)
     target = ClusterTarget(kubeconfig)
-    # The namespace first, until its default service account exists: a Job whose first pod is
-    # refused for want of it may never be synced again, and then never reaches its deadline.
-    anyio.run(partial(up_environment, target, lambda _: replace(plan, objects=plan.objects[:1]), sink=Recorder()))
-    deadline = time.monotonic() + 30
-    while not kubectl("get", "serviceaccount", "default", "-n", plan.namespace, "-o", "name", check=False):
-        assert time.monotonic() < deadline, "no default service account"
-        time.sleep(0.1)
     with pytest.raises(NotReadyError):
         anyio.run(partial(up_environment, target, lambda _: plan, sink=Recorder()))
     kubectl("wait", "--for=condition=Failed", "job/migrate", "-n", plan.namespace, "--timeout=60s")

@@ -151,3 +151,56 @@ def test_formatting_of_durations_and_expiry() -> None:
     assert format_expiry("2026-01-01T11:57:00Z", now=NOW) == "expired 3m ago (2026-01-01T11:57:00Z)"
     assert format_expiry(None) == "never expires"
     assert "unreadable" in format_expiry("soon")
+
+
+def screen(output: str) -> list[str]:
+    """What a terminal shows after `output`: enough of VT100 for the sequences TerminalSink uses."""
+    lines: list[str] = [""]
+    row = 0
+    position = 0
+    while position < len(output):
+        if output.startswith("\x1b[", position):
+            end = position + 2
+            while not output[end].isalpha():
+                end += 1
+            argument, command = output[position + 2 : end], output[end]
+            if command == "F":  # cursor up N lines, to column 0
+                row -= int(argument or 1)
+            elif command == "K":  # clear the line
+                lines[row] = ""
+            elif command == "J":  # clear to the end of the screen
+                del lines[row + 1 :]
+                lines[row] = ""
+            position = end + 1
+            continue
+        char = output[position]
+        if char == "\n":
+            row += 1
+            if row == len(lines):
+                lines.append("")
+        else:
+            lines[row] += char
+        position += 1
+    return [line for line in lines if line]
+
+
+def test_live_lines_stay_in_place_when_other_lines_are_written_meanwhile() -> None:
+    out = io.StringIO()
+    sink = TerminalSink(out, live=True)
+    sink.emit(WaveStarted(1, 2, ("namespace/ns",)))
+    sink.emit(ObjectApplied(1, 2, "namespace/ns", None, "created", 0.01))
+    sink.emit(LeaseRenewed("ns", None))
+    sink.emit(ObjectReady(1, 2, "namespace/ns", None, "Active", 0.02))
+    sink.emit(WaveStarted(2, 2, ("deployment/api", "service/api")))
+    sink.emit(ObjectApplied(2, 2, "service/api", "ns", "created", 0.05))
+    sink.emit(Pruned("deployment/old", "ns", 2))
+    sink.emit(ObjectReady(2, 2, "service/api", "ns", "exists", 0.05))
+    sink.emit(ObjectReady(2, 2, "deployment/api", "ns", "1/1 ready", 1.5))
+    sink.emit(WaveFinished(2, 2, 1.5))
+    assert screen(out.getvalue()) == [
+        "lease     namespace/ns: never expires",
+        "wave 1/2  namespace/ns  created     Active  0.0s",
+        "pruned    deployment/old in ns",
+        "wave 2/2  deployment/api              1/1 ready  1.5s",
+        "wave 2/2  service/api     created     exists  0.1s",
+    ]

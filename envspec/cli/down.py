@@ -62,5 +62,3 @@ def command(
     result = down(target(kubeconfig, context), ref, sink=event_sink(output), wait=not no_wait, timeout_seconds=timeout)
     if result.namespace is None:
         click.echo(f"{ref.describe()} is not on the cluster: nothing to delete", err=True)
-    elif not result.waited:
-        click.echo(f"deleting namespace {result.namespace} (not waiting)", err=True)
