@@ -446,12 +446,35 @@ class _Run:
             self.result.writes += 1
         if obj is self.namespace and self.lease:
             self.sink.emit(LeaseRenewed(self.plan.namespace, self.result.expires_at))
+        if obj is self.namespace and not self.lease and current is not None:
+            current = await self.drop_stale_expiry(current)
         self.result.actions[obj.ref] = action
         self.result.inventory.put(current)
         self.sink.emit(
             ObjectApplied(position, len(self.waves), obj.ref, obj.namespace, action, time.monotonic() - wave_started)
         )
         return current
+
+    async def drop_stale_expiry(self, namespace: Json) -> Json:
+        """`ttl: never`: remove an expiry that `extend` or watch's keep-alive left behind.
+
+        Those write the expiry under their own field manager, so applying a namespace
+        without it does not remove it; kube-janitor would still act on `janitor/expires`.
+        """
+        stale = [key for key in (EXPIRES_AT_ANNOTATION, JANITOR_EXPIRES_ANNOTATION) if key in annotations_of(namespace)]
+        if not stale:
+            return namespace
+        from envspec.lifecycle.requests import merge_patch_namespace
+
+        patched = await merge_patch_namespace(
+            self.api,
+            self.plan.namespace,
+            {"metadata": {"annotations": dict.fromkeys(stale)}},
+            deadline=self.deadline,
+            doing=f"removing the expiry of namespace/{self.plan.namespace} (ttl: never)",
+        )
+        self.result.writes += 1
+        return patched
 
     def report(self, obj: PlannedObject, state: Readiness, position: int, wave_started: float) -> None:
         args = (position, len(self.waves), obj.ref, obj.namespace, state.message, time.monotonic() - wave_started)

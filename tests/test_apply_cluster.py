@@ -582,3 +582,42 @@ def test_a_job_that_failed_before_fails_the_next_up_at_once(
         "Job was active longer than specified deadline"
     )
     assert [e.action for e in recorder.of_type(ObjectApplied) if e.ref == "job/migrate"] == ["unchanged"]
+
+
+def test_switching_to_ttl_never_removes_an_expiry_that_extend_left(
+    envspec: Callable[..., Run], kubectl: Callable[..., str], namespaces_to_delete: list[str], tmp_path: Path
+) -> None:
+    name = f"never-{new_id()}"
+    namespace = f"envspec-{name}"
+    namespaces_to_delete.append(namespace)
+    spec = web_spec(name, {"web": 8080})
+    path = spec_file(tmp_path, name, spec)
+    assert envspec("up", "-f", path).code == 0
+    extended = envspec("extend", "-f", path, "--ttl", "2h")
+    assert extended.code == 0, extended.err
+    assert "janitor/expires" in namespace_annotations(kubectl, namespace)
+
+    path = spec_file(tmp_path, name, {**spec, "ttl": "never"})
+    run = envspec("up", "-f", path)
+    assert run.code == 0, run.err
+    annotations = namespace_annotations(kubectl, namespace)
+    assert "envspec.dev/expires-at" not in annotations and "janitor/expires" not in annotations
+    assert annotations["envspec.dev/ttl"] == "never"
+
+
+def test_a_rollout_under_an_exact_quota_waits_for_room_instead_of_failing(
+    envspec: Callable[..., Run], kubectl: Callable[..., str], namespaces_to_delete: list[str], tmp_path: Path
+) -> None:
+    # quota `auto` has room for exactly the pods the environment runs: a rollout's new pod is
+    # refused while the old one still counts, and that must be waited out, not reported.
+    name = f"roll-{new_id()}"
+    namespaces_to_delete.append(f"envspec-{name}")
+    spec = web_spec(name, {"web": 8080, "api": 8000})
+    assert envspec("up", "-f", spec_file(tmp_path, name, spec)).code == 0
+    for service in spec["services"].values():
+        service["image"] = "nginx:1.28"
+        service["env"] = {"VERSION": "2"}
+    run = envspec("up", "-f", spec_file(tmp_path, name, spec), "-o", "json")
+    assert run.code == 0, run.err + run.out
+    images = kubectl("get", "deployments", "-n", f"envspec-{name}", "-o", "jsonpath={..image}")
+    assert set(images.split()) == {"nginx:1.28"}

@@ -88,6 +88,19 @@ def test_pvc_without_storage_class_information_waits() -> None:
     ("message", "permanent"),
     [
         ('pods "a" is forbidden: exceeded quota: q, requested: pods=1', True),
+        # More than the hard limit: no amount of waiting lets it in.
+        (
+            'pods "db-0" is forbidden: exceeded quota: q, requested: limits.cpu=1, used: limits.cpu=0, '
+            "limited: limits.cpu=600m",
+            True,
+        ),
+        # Fits the hard limit but not what is in use: a rollout's old pod still terminating.
+        (
+            'pods "api-7d9" is forbidden: exceeded quota: q, requested: limits.cpu=500m,limits.memory=512Mi, '
+            "used: limits.cpu=3250m,limits.memory=3Gi, limited: limits.cpu=3250m,limits.memory=3Gi",
+            False,
+        ),
+        ('pods "api-7d9" is forbidden: exceeded quota: q, requested: pods=1, used: pods=10, limited: pods=10', False),
         ('pods "a" is forbidden: failed quota: q: must specify limits.cpu for: app', True),
         ('pods "a" is forbidden: minimum memory usage per Pod is 10Mi, but request is 1Mi', True),
         ('pods "a" is forbidden: cpu max limit to request ratio per Container is 2, but provided ratio is 4', True),
@@ -122,3 +135,26 @@ def test_a_pod_still_creating_its_container_is_no_problem() -> None:
 def test_only_kinds_whose_readiness_changes_are_watched() -> None:
     assert needs_watching("Deployment") and needs_watching("Namespace")
     assert not needs_watching("ConfigMap") and not needs_watching("Service")
+
+
+def test_a_quota_refusal_that_fits_the_hard_limit_is_stalled_not_failed() -> None:
+    case = load(FIXTURES / "deployment-replicaset-quota.yaml")
+    state = assess(case["object"], related_from(case.get("related")))
+    assert state.stalled and not state.done
+
+
+def test_an_old_quota_event_no_longer_stalls_a_workload_whose_pods_exist() -> None:
+    statefulset = {
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "uid": "s1", "generation": 1},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 0},
+    }
+    event = {
+        "reason": "FailedCreate",
+        "involvedObject": {"uid": "s1"},
+        "message": 'pods "db-0" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1',
+    }
+    pod = {"metadata": {"name": "db-0", "ownerReferences": [{"uid": "s1"}]}, "status": {}}
+    assert assess(statefulset, Related(events=[event])).stalled
+    assert not assess(statefulset, Related(pods=[pod], events=[event])).stalled

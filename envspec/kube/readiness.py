@@ -14,9 +14,13 @@ ReplicaFailure condition or a FailedCreate event.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, NamedTuple
+
+from envspec.units import parse_quantity
 
 Json = Mapping[str, Any]
 
@@ -42,6 +46,10 @@ class Readiness(NamedTuple):
     done: bool
     ok: bool
     message: str
+    # Not done because admission refuses pods for want of room in the quota: it clears
+    # when pods going away free room (a rollout), or never. The wait loop, which owns
+    # time, fails it when it lasts (see wait.QUOTA_PATIENCE_SECONDS).
+    stalled: bool = False
 
     @property
     def failed(self) -> bool:
@@ -58,6 +66,19 @@ def waiting(message: str) -> Readiness:
 
 def failed(message: str) -> Readiness:
     return Readiness(done=True, ok=False, message=message)
+
+
+def stalled(message: str) -> Readiness:
+    return Readiness(done=False, ok=False, message=message, stalled=True)
+
+
+def rejection_state(message: str) -> Readiness | None:
+    """How an admission refusal to create pods bears on readiness: failed, stalled, or None (transient)."""
+    if is_permanent_rejection(message):
+        return failed(message)
+    if "exceeded quota" in message.lower():
+        return stalled(f"waiting for room in the quota: {message}")
+    return None
 
 
 def _status(obj: Json) -> Json:
@@ -91,9 +112,43 @@ def _generation_observed(obj: Json) -> bool:
 
 
 def is_permanent_rejection(message: str) -> bool:
-    """Whether an admission refusal to create pods will persist (quota, LimitRange, Pod Security)."""
+    """Whether an admission refusal to create pods will persist (quota, LimitRange, Pod Security).
+
+    A quota refusal persists only when the pod asks for more than the quota's hard limit.
+    When it merely does not fit in what is used now, pods that are going away will make
+    room: a rollout replaces pods one at a time (no surge), and the old pod still counts
+    against the quota until it has terminated, so its replacement is refused for a moment.
+    """
     lowered = message.lower()
+    if "exceeded quota" in lowered:
+        return _exceeds_hard_limit(message)
     return any(pattern in lowered for pattern in _PERMANENT_REJECTIONS)
+
+
+_QUOTA_AMOUNTS = re.compile(r"requested: (?P<requested>[^ ]+), used: [^ ]+, limited: (?P<limited>[^ ]+)")
+
+
+def _exceeds_hard_limit(message: str) -> bool:
+    match = _QUOTA_AMOUNTS.search(message)
+    if match is None:
+        return True  # an unknown form: do not wait for the deadline on a guess
+    requested, limited = _amounts(match.group("requested")), _amounts(match.group("limited"))
+    for resource, amount in requested.items():
+        limit = limited.get(resource)
+        if limit is not None and amount > limit:
+            return True
+    return False
+
+
+def _amounts(text: str) -> dict[str, Fraction]:
+    amounts: dict[str, Fraction] = {}
+    for item in text.rstrip(",").split(","):
+        name, _, value = item.partition("=")
+        try:
+            amounts[name] = parse_quantity(value)
+        except ValueError:
+            continue
+    return amounts
 
 
 def deployment_readiness(obj: Json) -> Readiness:
@@ -107,9 +162,7 @@ def deployment_readiness(obj: Json) -> Readiness:
     replica_failure = _condition(obj, "ReplicaFailure")
     if _is_true(replica_failure) and replica_failure is not None:
         message = str(replica_failure.get("message", "cannot create pods"))
-        if is_permanent_rejection(message):
-            return failed(message)
-        return waiting(f"0/{desired} ready: {message}")
+        return rejection_state(message) or waiting(f"0/{desired} ready: {message}")
     updated = int(status.get("updatedReplicas", 0))
     ready_count = int(status.get("readyReplicas", 0))
     available = int(status.get("availableReplicas", 0))
@@ -226,22 +279,19 @@ def pod_problem(pod: Json) -> str | None:
     return None
 
 
-def replicaset_problem(replica_set: Json) -> str | None:
-    """The ReplicaSet's refusal to create pods, when admission keeps refusing them."""
+def replicaset_problem(replica_set: Json) -> Readiness | None:
+    """The ReplicaSet's refusal to create pods, when admission refuses them (failed or stalled)."""
     failure = _condition(replica_set, "ReplicaFailure")
     if _is_true(failure) and failure is not None:
-        message = str(failure.get("message", ""))
-        if is_permanent_rejection(message):
-            return message
+        return rejection_state(str(failure.get("message", "")))
     return None
 
 
-def event_problem(event: Json) -> str | None:
-    """A FailedCreate event whose refusal will persist (the StatefulSet and Job controllers report only so)."""
+def event_problem(event: Json) -> Readiness | None:
+    """A FailedCreate event (the StatefulSet and Job controllers report refusals only so)."""
     if event.get("reason") != "FailedCreate":
         return None
-    message = str(event.get("message", ""))
-    return message if is_permanent_rejection(message) else None
+    return rejection_state(str(event.get("message", "")))
 
 
 @dataclass(frozen=True)
@@ -288,22 +338,32 @@ def assess(obj: Json, related: Related | None = None) -> Readiness:
     if own.done or not has_pods(str(obj.get("kind"))):
         return own
     owners = [uid_of(obj)]
+    refusal: Readiness | None = None  # a stalled refusal; a terminal problem found later wins
     if obj.get("kind") == "Deployment":
         replica_sets = _current_replica_sets(obj, related.replica_sets)
         for replica_set in replica_sets:
-            problem = replicaset_problem(replica_set)
-            if problem:
-                return failed(problem)
+            refusal = refusal or replicaset_problem(replica_set)
+            if refusal and refusal.failed:
+                return refusal
         owners = [uid_of(rs) for rs in replica_sets]
     for pod in related.pods:
         if owned_by(pod, owners):
             problem = pod_problem(pod)
             if problem:
                 return failed(problem)
+    # Events stay after the refusal has healed: once the pods exist, an old quota refusal
+    # no longer explains anything (a refusal that can never heal still fails at once).
+    has_all_pods = _live_pod_count(related.pods, owners) >= int(_spec(obj).get("replicas", 1) or 1)
     involved = {*owners, uid_of(obj)}
     for event in related.events:
         if (event.get("involvedObject") or {}).get("uid") in involved:
-            problem = event_problem(event)
-            if problem:
-                return failed(problem)
-    return own
+            event_state = event_problem(event)
+            if event_state and event_state.failed:
+                return event_state
+            if event_state and not has_all_pods:
+                refusal = refusal or event_state
+    return refusal or own
+
+
+def _live_pod_count(pods: Iterable[Json], owners: Sequence[str]) -> int:
+    return sum(1 for pod in pods if owned_by(pod, owners) and not (pod.get("metadata") or {}).get("deletionTimestamp"))

@@ -1,7 +1,7 @@
 """Requests envspec makes to the API server: server-side apply, get, list, delete.
 
 kr8s 0.20 has no server-side apply and retries nothing but re-authentication, so
-every request goes through `_request`, which
+every request goes through `api_request`, which
 
 - retries what is transient (connection refused/reset, timeouts, 429, 5xx) with
   exponential backoff until the caller's deadline, honouring Retry-After;
@@ -93,7 +93,7 @@ def is_transient(code: int | None) -> bool:
     return code in RETRYABLE_STATUS
 
 
-async def _request(
+async def api_request(
     api: Any,
     method: str,
     location: Mapping[str, Any],
@@ -165,7 +165,7 @@ async def server_side_apply(
     if dry_run:
         params["dryRun"] = "All"
     verb = "dry-run applying" if dry_run else "applying"
-    body = await _request(
+    body = await api_request(
         api,
         "PATCH",
         rtype.location(name, namespace),
@@ -183,7 +183,7 @@ async def get_object(
     api: Any, rtype: ResourceType, name: str, namespace: str | None, *, deadline: Deadline
 ) -> Json | None:
     """The live object, or None when it does not exist (no polling, unlike kr8s's `get`)."""
-    return await _request(
+    return await api_request(
         api,
         "GET",
         rtype.location(name, namespace),
@@ -211,7 +211,7 @@ async def list_objects(
         params["fieldSelector"] = field_selector
     where = f" in {namespace}" if namespace and rtype.namespaced else ""
     while True:
-        page = await _request(
+        page = await api_request(
             api,
             "GET",
             rtype.location(None, namespace),
@@ -250,7 +250,7 @@ async def delete_object(
     options: Json = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
     if uid:
         options["preconditions"] = {"uid": uid}
-    body = await _request(
+    body = await api_request(
         api,
         "DELETE",
         rtype.location(name, namespace),
@@ -280,7 +280,7 @@ async def resolve_type(api: Any, api_version: str, kind: str, *, deadline: Deadl
             "namespace": None,
             "url": version,
         }
-        listing = await _request(
+        listing = await api_request(
             api,
             "GET",
             location,

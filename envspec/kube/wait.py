@@ -9,6 +9,7 @@ overall deadline.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -169,6 +170,12 @@ def _most_meaningful(grouped: BaseExceptionGroup[BaseException]) -> BaseExceptio
     return leaves[0]
 
 
+# How long pods may be refused for want of room in the quota before that counts as a
+# failure. Room comes when pods going away have terminated (a rollout replaces pods one
+# at a time, and the old one counts until it is gone: up to its 30 s grace period).
+QUOTA_PATIENCE_SECONDS = 45.0
+
+
 async def wait_ready(
     view: ClusterView,
     targets: Sequence[Target],
@@ -181,10 +188,12 @@ async def wait_ready(
     `on_change` hears every change of a target's readiness (progress lines, failures).
     """
     latest: dict[Target, Readiness] = {}
+    stalled_since: dict[Target, float] = {}
     pending = list(targets)
     with anyio.move_on_after(deadline.remaining()) as timer:
         while pending:
             related = await view.related(pending)
+            now = anyio.current_time()
             for target in list(pending):
                 obj = await view.get(target)
                 state = waiting("not created yet") if obj is None else assess(obj, related)
@@ -193,10 +202,21 @@ async def wait_ready(
                     on_change(target, state)
                 if state.failed:
                     raise NotReadyError(f"{target.describe()}: {state.message}")
+                if state.stalled:
+                    since = stalled_since.setdefault(target, now)
+                    if now - since >= QUOTA_PATIENCE_SECONDS:
+                        raise NotReadyError(
+                            f"{target.describe()}: {state.message} (no room came for {QUOTA_PATIENCE_SECONDS:.0f}s)"
+                        )
+                else:
+                    stalled_since.pop(target, None)
                 if state.done:
                     pending.remove(target)
             if pending:
-                await view.changed.wait()
+                # A stalled target is re-assessed on a clock, not only on changes: the
+                # absence of change is what makes it fail.
+                with anyio.move_on_after(1.0 if stalled_since else math.inf):
+                    await view.changed.wait()
     if timer.cancelled_caught:
         stuck = "; ".join(f"{t.describe()}: {latest[t].message}" for t in pending if t in latest)
         raise NotReadyError(f"not ready after {deadline.describe()}: {stuck}")

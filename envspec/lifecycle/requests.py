@@ -1,9 +1,7 @@
 """The two namespace writes of the lifecycle commands that `envspec.kube.ssa` has no function for.
 
-Both go through ssa's `_request`, so they get the same retries on transient failures
+Both go through ssa's `api_request`, so they get the same retries on transient failures
 and the same `ClusterError` carrying the API server's message as every other request.
-(They belong in `envspec.kube.ssa` as public functions; until they move there, this
-module is their only user.)
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from kr8s import ServerError
 from envspec.errors import ClusterError
 from envspec.kube import kinds
 from envspec.kube.deadline import Deadline
-from envspec.kube.ssa import _request, status_code
+from envspec.kube.ssa import api_request, status_code
 
 MERGE_PATCH = "application/merge-patch+json"
 # The manager name recorded in managedFields for lease updates, so `kubectl get -o yaml
@@ -29,7 +27,7 @@ async def merge_patch_namespace(
     api: Any, name: str, patch: Mapping[str, Any], *, deadline: Deadline, doing: str
 ) -> dict[str, Any]:
     """One JSON merge patch of namespace `name`; the namespace as stored afterwards."""
-    body = await _request(
+    body = await api_request(
         api,
         "PATCH",
         kinds.NAMESPACE.location(name, None),
@@ -63,7 +61,7 @@ async def delete_namespace_if_unchanged(
         "preconditions": {"uid": uid, "resourceVersion": resource_version},
     }
     try:
-        body = await _request(
+        body = await api_request(
             api,
             "DELETE",
             kinds.NAMESPACE.location(name, None),
