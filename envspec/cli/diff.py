@@ -6,8 +6,7 @@ import os
 
 import click
 
-from envspec.cli.options import env_id, spec_file
-from envspec.cli.up import cluster_options, target, timeout_option
+from envspec.cli.options import cluster_options, env_id, spec_file, target, timeout_option
 from envspec.errors import EnvspecError, ExitCode
 
 

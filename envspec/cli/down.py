@@ -6,8 +6,7 @@ import os
 
 import click
 
-from envspec.cli.options import env_id, output_format, spec_file
-from envspec.cli.up import cluster_options, event_sink, target, timeout_option
+from envspec.cli.options import cluster_options, env_id, event_sink, output_format, spec_file, target, timeout_option
 
 
 def name_option(func: click.decorators.FC) -> click.decorators.FC:

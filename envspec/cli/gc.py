@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from envspec.cli.options import output_format
-from envspec.cli.up import Duration, cluster_options, target
+from envspec.cli.options import Duration, cluster_options, output_format, target
 
 
 @click.command("gc")

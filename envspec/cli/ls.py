@@ -6,8 +6,7 @@ import json
 
 import click
 
-from envspec.cli.options import output_format
-from envspec.cli.up import cluster_options, target, timeout_option
+from envspec.cli.options import cluster_options, output_format, target, timeout_option
 
 
 @click.command("ls")

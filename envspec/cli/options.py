@@ -1,11 +1,23 @@
-"""Options shared by several commands, so every command spells them the same way."""
+"""Options shared by several commands, so every command spells them the same way.
+
+Imported by every command, `render` included: what needs kr8s is imported inside the
+functions that use it.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from envspec.units import parse_duration
+
+if TYPE_CHECKING:
+    from envspec.events import Sink
+    from envspec.kube.client import ClusterTarget
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,3 +63,56 @@ def output_format(*choices: str, default: str) -> Callable[[F], F]:
         return decorated
 
     return decorator
+
+
+class Duration(click.ParamType[int]):
+    """`30s`, `10m`, `1h30m` -> seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def cluster_options(func: F) -> F:
+    """`--kubeconfig` and `--context`, resolved with $KUBECONFIG and K8S_IN_CLUSTER by ClusterTarget."""
+    func = click.option(
+        "--context", metavar="NAME", default=None, help="Kubeconfig context to use (default: the current one)."
+    )(func)
+    decorated: F = click.option(
+        "--kubeconfig",
+        metavar="PATH",
+        default=None,
+        help="Kubeconfig file (default: $KUBECONFIG, else the pod's service account when "
+        "K8S_IN_CLUSTER=true, else ~/.kube/config).",
+    )(func)
+    return decorated
+
+
+def timeout_option(func: F) -> F:
+    decorated: F = click.option(
+        "--timeout",
+        type=Duration(),
+        default="10m",
+        show_default=True,
+        help="Give up after this long (the whole command: requests, retries and waiting).",
+    )(func)
+    return decorated
+
+
+def target(kubeconfig: str | None, context: str | None) -> ClusterTarget:
+    from envspec.kube.client import ClusterTarget  # kr8s stays off the render path
+
+    return ClusterTarget.from_options(kubeconfig, context, os.environ)
+
+
+def event_sink(output: str) -> Sink:
+    """Where progress goes: live lines for people, JSON lines for machines; both on stdout."""
+    from envspec.events import JsonLinesSink, TerminalSink
+
+    return JsonLinesSink(sys.stdout) if output == "json" else TerminalSink(sys.stdout)

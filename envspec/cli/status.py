@@ -8,8 +8,7 @@ import os
 import click
 
 from envspec.cli.down import check_file_or_name, name_option
-from envspec.cli.options import env_id, output_format, spec_file
-from envspec.cli.up import cluster_options, target, timeout_option
+from envspec.cli.options import cluster_options, env_id, output_format, spec_file, target, timeout_option
 from envspec.errors import NotReadyError
 
 

@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from envspec.cli.options import env_id, output_format, spec_file
-from envspec.cli.up import Duration, cluster_options, target
+from envspec.cli.options import Duration, cluster_options, env_id, output_format, spec_file, target
 
 
 @click.command("watch")
