@@ -130,20 +130,7 @@ class Summary:
     message: str = ""  # why it failed, when it did
 
 
-Event = (
-    WaveStarted
-    | ObjectApplied
-    | ObjectProgress
-    | ObjectReady
-    | ObjectFailed
-    | WaveFinished
-    | Pruned
-    | LeaseRenewed
-    | EnvironmentReady
-    | NamespaceDeleting
-    | NamespaceDeleted
-    | Summary
-)
+# `Event`, the union of every event type, is defined at the end of this module.
 
 
 class Sink(Protocol):
@@ -527,3 +514,31 @@ class WatchWarning:
     """Something went wrong outside a cycle (the first up, a keep-alive renewal); watch goes on."""
 
     message: str
+
+
+# Every event envspec emits: `up`/`down`'s, then gc's and watch's.
+Event = (
+    WaveStarted
+    | ObjectApplied
+    | ObjectProgress
+    | ObjectReady
+    | ObjectFailed
+    | WaveFinished
+    | Pruned
+    | LeaseRenewed
+    | EnvironmentReady
+    | NamespaceDeleting
+    | NamespaceDeleted
+    | Summary
+    | GcDeleted
+    | GcSkipped
+    | GcStuck
+    | GcDeleteFailed
+    | GcSweepFinished
+    | GcSweepFailed
+    | WatchStarted
+    | WatchSpecInvalid
+    | WatchCycle
+    | WatchStopped
+    | WatchWarning
+)

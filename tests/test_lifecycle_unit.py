@@ -14,6 +14,7 @@ from envspec.events import (
     GcSkipped,
     GcStuck,
     GcSweepFinished,
+    JsonLinesSink,
     LeaseRenewed,
     ObjectApplied,
     WatchCycle,
@@ -28,7 +29,7 @@ from envspec.lifecycle.expiry import (
     lease_patch,
     parse_expiry,
 )
-from envspec.lifecycle.output import LifecycleJsonSink, LifecycleTerminalSink, cycle_text, sweep_summary
+from envspec.lifecycle.output import LifecycleTerminalSink, cycle_text, sweep_summary
 from envspec.loader import load_text
 from envspec.pipeline import build_plan
 from envspec.plan import (
@@ -272,7 +273,7 @@ def test_a_dry_run_says_would_delete() -> None:
 
 def test_json_output_is_one_object_per_line_for_lifecycle_and_apply_events() -> None:
     stream = io.StringIO()
-    sink = LifecycleJsonSink(stream)
+    sink = JsonLinesSink(stream)
     sink.emit(GcStuck("envspec-old", "old", 3600.0, ("a", "b")))
     sink.emit(LeaseRenewed("envspec-a", "2026-03-01T14:00:00Z"))
     sink.emit(ObjectApplied(1, 2, "deployment/api", "ns", "created", 0.12345))

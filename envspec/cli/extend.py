@@ -47,14 +47,15 @@ def command(
       envspec extend --name fullstack --id pr-42 --ttl 30m
     """
     from envspec.apply import environment_ref
+    from envspec.events import JsonLinesSink
     from envspec.lifecycle.expiry import system_clock
     from envspec.lifecycle.lease import describe_extension, extend
-    from envspec.lifecycle.output import EventLog, LifecycleJsonSink, LifecycleSink
+    from envspec.lifecycle.output import EventLog, LifecycleSink
 
     check_file_or_name(file, name)
     ref = environment_ref(file, name, env_id, os.environ)
     # The table form is the one sentence below; JSON is the lease_renewed event.
-    sink: LifecycleSink = LifecycleJsonSink(sys.stdout) if output == "json" else EventLog()
+    sink: LifecycleSink = JsonLinesSink(sys.stdout) if output == "json" else EventLog()
     extension = extend(target(kubeconfig, context), ref, ttl_seconds=ttl, clock=system_clock, sink=sink)
     if output != "json":
         click.echo(describe_extension(extension))

@@ -80,12 +80,13 @@ def command(
     if print_manifests:
         _print_manifests(janitor_namespace, image, interval, stuck_after, output)
         return
+    from envspec.events import JsonLinesSink
     from envspec.lifecycle.expiry import system_clock
     from envspec.lifecycle.gc import GcOptions, GcRequest, collect_garbage
-    from envspec.lifecycle.output import LifecycleJsonSink, LifecycleSink, LifecycleTerminalSink
+    from envspec.lifecycle.output import LifecycleSink, LifecycleTerminalSink
 
     sink: LifecycleSink = (
-        LifecycleJsonSink(sys.stdout) if output == "json" else LifecycleTerminalSink(sys.stdout, timestamps=loop)
+        JsonLinesSink(sys.stdout) if output == "json" else LifecycleTerminalSink(sys.stdout, timestamps=loop)
     )
     options = GcOptions(dry_run=dry_run, stuck_after_seconds=float(stuck_after))
     request = GcRequest(target(kubeconfig, context), options, loop=loop, interval_seconds=float(interval))

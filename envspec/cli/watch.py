@@ -55,13 +55,13 @@ def command(
       envspec watch
       envspec watch -f examples/quickstart/maestro-env.yaml --id dev --down-on-exit
     """
-    from envspec.events import TerminalSink
+    from envspec.events import JsonLinesSink, TerminalSink
     from envspec.lifecycle.expiry import system_clock
-    from envspec.lifecycle.output import LifecycleJsonSink, LifecycleSink, LifecycleTerminalSink
+    from envspec.lifecycle.output import LifecycleSink, LifecycleTerminalSink
     from envspec.watch import WatchOptions, WatchRequest, watch
 
     sink: LifecycleSink = (
-        LifecycleJsonSink(sys.stdout)
+        JsonLinesSink(sys.stdout)
         if output == "json"
         else LifecycleTerminalSink(sys.stdout, inner=TerminalSink(sys.stdout))
     )

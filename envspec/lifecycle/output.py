@@ -8,12 +8,11 @@ made for them. So a command has one sink, whatever stage speaks.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
+import typing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 from envspec.events import (
     Event,
@@ -30,7 +29,6 @@ from envspec.events import (
     WatchStarted,
     WatchStopped,
     WatchWarning,
-    event_to_dict,
     format_expiry,
     format_seconds,
     format_span,
@@ -49,27 +47,10 @@ LifecycleEvent = (
     | WatchStopped
     | WatchWarning
 )
-LIFECYCLE_EVENTS = (
-    GcDeleted,
-    GcSkipped,
-    GcStuck,
-    GcDeleteFailed,
-    GcSweepFinished,
-    GcSweepFailed,
-    WatchStarted,
-    WatchSpecInvalid,
-    WatchCycle,
-    WatchStopped,
-    WatchWarning,
-)
-AnyEvent = Event | LifecycleEvent
+LIFECYCLE_EVENTS: tuple[type, ...] = typing.get_args(LifecycleEvent)
+AnyEvent = Event  # every event, lifecycle ones included, is an `events.Event`
+LifecycleSink = Sink  # the one sink protocol of envspec.events
 T = TypeVar("T")
-
-
-class LifecycleSink(Protocol):
-    """A sink for lifecycle events and `up`'s events alike (so it also satisfies `events.Sink`)."""
-
-    def emit(self, event: AnyEvent) -> None: ...
 
 
 class EventLog:
@@ -87,31 +68,6 @@ class EventLog:
 
 def utc_stamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def lifecycle_event_to_dict(event: LifecycleEvent) -> dict[str, Any]:
-    """The JSON form, shaped as `events.event_to_dict`: `{"event": "gc_deleted", "time": ..., fields}`."""
-    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    fields = dataclasses.asdict(event)
-    for key, value in fields.items():
-        if isinstance(value, float):
-            fields[key] = round(value, 3)
-        elif isinstance(value, tuple):
-            fields[key] = list(value)
-    name = "".join(f"_{c.lower()}" if c.isupper() else c for c in type(event).__name__).lstrip("_")
-    return {"event": name, "time": stamp, **fields}
-
-
-class LifecycleJsonSink:
-    """One JSON object per line for every event (`-o json`), flushed at once."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stdout
-
-    def emit(self, event: AnyEvent) -> None:
-        record = lifecycle_event_to_dict(event) if isinstance(event, LIFECYCLE_EVENTS) else event_to_dict(event)
-        self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self.stream.flush()
 
 
 @dataclass
