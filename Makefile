@@ -46,7 +46,8 @@ bench: install
 	$(BIN)/python bench/render.py
 	$(BIN)/envspec cluster up --name envspec-bench --provider kwok
 	status=0; \
-	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig --name envspec-bench) $(BIN)/python bench/up.py || status=$$?; \
+	export KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig --name envspec-bench); \
+	for bench in up watch gc; do $(BIN)/python bench/$$bench.py || status=$$?; done; \
 	$(BIN)/envspec cluster down --name envspec-bench || true; \
 	exit $$status
 

@@ -21,7 +21,6 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad command line (click's own code)
     CLUSTER = 3  # the Kubernetes API refused or could not be reached
     NOT_READY = 4  # readiness failed or the deadline passed
-    TESTS_FAILED = 5  # `envspec test`: a test job failed
     INTERNAL = 70  # a bug in envspec: see the log file named in the message
     INTERRUPTED = 130  # Ctrl-C
 

@@ -306,7 +306,7 @@ class Service(SpecModel):
 
 
 class TestJob(SpecModel):
-    """A test run as a Job by `envspec test` (and by `envspec render --tests`)."""
+    """A test, run as a Job in the environment's last wave (`envspec render --tests`)."""
 
     image: str
     """Container image of the test runner."""
@@ -367,7 +367,7 @@ class EnvironmentSpec(SpecModel):
     services: Annotated[dict[str, Service], BeforeValidator(_empty_if_none)] = Field(default_factory=dict)
     """Application services by name."""
     tests: Annotated[dict[str, TestJob], BeforeValidator(_empty_if_none)] = Field(default_factory=dict)
-    """Test jobs by name, run by `envspec test`."""
+    """Test jobs by name, rendered as Jobs after every service (`envspec render --tests`)."""
     reporting: Reporting | None = None
     """Where status and results are reported."""
 

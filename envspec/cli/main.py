@@ -83,7 +83,6 @@ Exit codes:
   2   bad command line
   3   the Kubernetes API refused a request or could not be reached
   4   an object did not become ready before the deadline, or failed
-  5   `envspec test`: a test job failed
   70  internal error (a bug; the message names a log file)
   130 interrupted
 """
