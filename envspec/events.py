@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal, Protocol, TextIO, TypeVar
 
 Action = Literal["created", "configured", "unchanged"]
 
@@ -167,6 +167,9 @@ class Fanout:
             sink.emit(event)
 
 
+EventT = TypeVar("EventT")
+
+
 class Recorder:
     """Keeps events in memory (tests, benchmarks)."""
 
@@ -176,7 +179,7 @@ class Recorder:
     def emit(self, event: Event) -> None:
         self.events.append(event)
 
-    def of_type(self, kind: type[Any]) -> list[Any]:
+    def of_type(self, kind: type[EventT]) -> list[EventT]:
         return [e for e in self.events if isinstance(e, kind)]
 
 

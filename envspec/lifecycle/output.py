@@ -12,7 +12,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 from envspec.events import (
     Event,
@@ -23,6 +23,7 @@ from envspec.events import (
     GcSweepFailed,
     GcSweepFinished,
     LeaseRenewed,
+    Recorder,
     Sink,
     WatchCycle,
     WatchSpecInvalid,
@@ -50,20 +51,7 @@ LifecycleEvent = (
 LIFECYCLE_EVENTS: tuple[type, ...] = typing.get_args(LifecycleEvent)
 AnyEvent = Event  # every event, lifecycle ones included, is an `events.Event`
 LifecycleSink = Sink  # the one sink protocol of envspec.events
-T = TypeVar("T")
-
-
-class EventLog:
-    """Keeps every event in memory (tests, benchmarks)."""
-
-    def __init__(self) -> None:
-        self.events: list[AnyEvent] = []
-
-    def emit(self, event: AnyEvent) -> None:
-        self.events.append(event)
-
-    def of_type(self, kind: type[T]) -> list[T]:
-        return [e for e in self.events if isinstance(e, kind)]
+EventLog = Recorder  # keeps every event in memory (tests, benchmarks)
 
 
 def utc_stamp(now: datetime | None = None) -> str:
