@@ -33,7 +33,7 @@ _DROP = _Drop()
 def template(name: str) -> Any:
     """The parsed template `templates/<name>.yaml` (cached; never mutate the result)."""
     path = data_dir("templates") / f"{name}.yaml"
-    yaml = YAML(typ="safe", pure=True)
+    yaml = YAML(typ="safe")  # the C parser when installed, as in loader.py
     with path.open(encoding="utf-8") as handle:
         return yaml.load(handle)
 
