@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+from apiserver_metrics import request_totals
 
 from envspec.kube import kinds
 from envspec.kube.client import ClusterTarget, connect
@@ -34,8 +34,6 @@ from envspec.lifecycle.gc import GcOptions, sweep
 from envspec.lifecycle.output import EventLog
 from envspec.plan import ENVIRONMENT_LABEL, EXPIRES_AT_ANNOTATION, JANITOR_EXPIRES_ANNOTATION, MANAGED_BY_LABEL
 
-METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
-LABEL = re.compile(r'(\w+)="([^"]*)"')
 SETUP_CONCURRENCY = 16
 
 
@@ -54,17 +52,10 @@ class CountingApi:
 
 def namespace_requests() -> Counter[str]:
     """The API server's own count of requests on namespaces, by verb (all clients)."""
-    raw = subprocess.run(
-        ["kubectl", "get", "--raw", "/metrics"], capture_output=True, text=True, check=True, timeout=60
-    ).stdout
     counts: Counter[str] = Counter()
-    for line in raw.splitlines():
-        match = METRIC.match(line)
-        if not match:
-            continue
-        labels = dict(LABEL.findall(match.group("labels")))
+    for labels, value in request_totals():
         if labels.get("resource") == "namespaces" and not labels.get("subresource"):
-            counts[labels["verb"]] += int(float(match.group("value")))
+            counts[labels["verb"]] += value
     return counts
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from apiserver_metrics import request_totals
 
 from envspec.events import WatchCycle, WatchStarted
 from envspec.kube.client import ClusterTarget
@@ -60,8 +60,6 @@ services:
     image: registry.example.com/api:1
     port: 9000
 """
-METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
-LABEL = re.compile(r'(\w+)="([^"]*)"')
 WRITE_VERBS = {"APPLY", "PATCH", "POST", "PUT", "DELETE"}  # server-side apply counts as APPLY
 # What envspec writes; controllers write pods, replicasets, events, leases and statuses.
 ENVSPEC_RESOURCES = {
@@ -77,22 +75,15 @@ ENVSPEC_RESOURCES = {
 
 
 def server_writes() -> Counter[str]:
-    raw = subprocess.run(
-        ["kubectl", "get", "--raw", "/metrics"], capture_output=True, text=True, check=True, timeout=60
-    ).stdout
     counts: Counter[str] = Counter()
-    for line in raw.splitlines():
-        match = METRIC.match(line)
-        if not match:
-            continue
-        labels = dict(LABEL.findall(match.group("labels")))
+    for labels, value in request_totals():
         if (
             labels.get("verb") in WRITE_VERBS
             and labels.get("resource") in ENVSPEC_RESOURCES
             and not labels.get("subresource")
             and labels.get("scope") == "resource"  # one object; a namespace's deletion sweeps whole collections
         ):
-            counts[f"{labels['verb']} {labels['resource']}"] += int(float(match.group("value")))
+            counts[f"{labels['verb']} {labels['resource']}"] += value
     return counts
 
 
