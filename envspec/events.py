@@ -519,6 +519,22 @@ class WatchWarning:
     message: str
 
 
+# gc's and watch's events.
+LifecycleEvent = (
+    GcDeleted
+    | GcSkipped
+    | GcStuck
+    | GcDeleteFailed
+    | GcSweepFinished
+    | GcSweepFailed
+    | WatchStarted
+    | WatchSpecInvalid
+    | WatchCycle
+    | WatchStopped
+    | WatchWarning
+)
+
+
 # Every event envspec emits: `up`/`down`'s, then gc's and watch's.
 Event = (
     WaveStarted
@@ -533,15 +549,5 @@ Event = (
     | NamespaceDeleting
     | NamespaceDeleted
     | Summary
-    | GcDeleted
-    | GcSkipped
-    | GcStuck
-    | GcDeleteFailed
-    | GcSweepFinished
-    | GcSweepFailed
-    | WatchStarted
-    | WatchSpecInvalid
-    | WatchCycle
-    | WatchStopped
-    | WatchWarning
+    | LifecycleEvent
 )

@@ -23,6 +23,7 @@ from envspec.events import (
     GcSweepFailed,
     GcSweepFinished,
     LeaseRenewed,
+    LifecycleEvent,
     Recorder,
     Sink,
     WatchCycle,
@@ -35,19 +36,6 @@ from envspec.events import (
     format_span,
 )
 
-LifecycleEvent = (
-    GcDeleted
-    | GcSkipped
-    | GcStuck
-    | GcDeleteFailed
-    | GcSweepFinished
-    | GcSweepFailed
-    | WatchStarted
-    | WatchSpecInvalid
-    | WatchCycle
-    | WatchStopped
-    | WatchWarning
-)
 LIFECYCLE_EVENTS: tuple[type, ...] = typing.get_args(LifecycleEvent)
 AnyEvent = Event  # every event, lifecycle ones included, is an `events.Event`
 LifecycleSink = Sink  # the one sink protocol of envspec.events
