@@ -490,3 +490,11 @@ def test_render_path_does_not_import_cluster_libraries() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "clean\n"
+
+
+def test_a_kubeconfig_that_does_not_exist_is_named_before_any_request(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    result = run("up", "-f", QUICKSTART, "--kubeconfig", str(missing))
+    assert result.exit_code == 3
+    assert f"no kubeconfig at {missing}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

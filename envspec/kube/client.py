@@ -79,6 +79,14 @@ async def _open(target: ClusterTarget) -> Any:
         source: Any = service_account_kubeconfig(Path(target.service_account_dir), os.environ)
     else:
         source = target.kubeconfig or DEFAULT_KUBECONFIG
+        # Only for a path the user gave: without one, kr8s may still find a service account.
+        paths = [p for p in (target.kubeconfig or "").split(os.pathsep) if p]
+        missing = [p for p in paths if not Path(p).expanduser().exists()]
+        if paths and len(missing) == len(paths):
+            raise ClusterError(
+                f"no kubeconfig at {', '.join(missing)}: pass --kubeconfig PATH or set KUBECONFIG "
+                "(for a local cluster: export KUBECONFIG=$(envspec cluster kubeconfig))"
+            )
     try:
         # kr8s's first request (/version) has no timeout yet: bound the whole handshake.
         with anyio.fail_after(CONNECT_SECONDS), warnings.catch_warnings():
