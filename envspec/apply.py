@@ -339,9 +339,26 @@ class _Run:
         async with cluster_view(self.api) as view:
             for position, wave in enumerate(self.waves, 1):
                 await self.apply_wave(view, position, wave)
+                workload_types = self.changed_workload_types() if position == 1 and self.options.wait else set()
+                if workload_types:
+                    # The namespace exists now: start watching what readiness reads, so the
+                    # lists and watches overlap with the waves before the first workload.
+                    view.start_related(self.plan.namespace)
+                    for rtype in workload_types:
+                        view.start(rtype, self.plan.namespace)
         if self.options.prune:
             await self.prune()
         return self.result
+
+    def changed_workload_types(self) -> set[kinds.ResourceType]:
+        """The kinds of the workloads this run will write (and so wait for)."""
+        return {
+            kinds.MANAGED_KINDS[(o.api_version, o.kind)]
+            for o in self.plan.objects
+            if has_pods(o.kind)
+            and (o.api_version, o.kind) in kinds.MANAGED_KINDS
+            and self.live_hash(key_of(o.manifest)) != self.hashes[key_of(o.manifest)]
+        }
 
     async def apply_wave(self, view: ClusterView, position: int, wave: Sequence[PlannedObject]) -> None:
         count = len(self.waves)

@@ -78,6 +78,22 @@ class ClusterView:
         only_new: bool = False,
     ) -> Informer:
         """The informer for this kind and namespace, started and synced (listed) on first use."""
+        informer = self.start(rtype, namespace, field_selector=field_selector, only_new=only_new)
+        await informer.synced.wait()
+        return informer
+
+    def start(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        *,
+        field_selector: str | None = None,
+        only_new: bool = False,
+    ) -> Informer:
+        """Start the informer for this kind and namespace without waiting for its first list.
+
+        Starting early lets its list and watch overlap with the writes of earlier waves.
+        """
         key = (rtype, namespace if rtype.namespaced else None, field_selector)
         informer = self._informers.get(key)
         if informer is None:
@@ -91,7 +107,6 @@ class ClusterView:
             )
             self._informers[key] = informer
             self._task_group.start_soon(informer.run, name=f"informer {rtype.plural}")
-        await informer.synced.wait()
         return informer
 
     async def _target_informer(self, target: Target) -> Informer:
@@ -106,6 +121,12 @@ class ClusterView:
 
     async def get(self, target: Target) -> Json | None:
         return (await self._target_informer(target)).get(target.name, target.namespace)
+
+    def start_related(self, namespace: str) -> None:
+        """Start, without waiting, the informers `related` reads for workloads of `namespace`."""
+        self.start(kinds.POD, namespace)
+        self.start(kinds.REPLICA_SET, namespace)
+        self.start(kinds.EVENT, namespace, only_new=True)
 
     async def related(self, targets: Sequence[Target]) -> Related:
         """Pods, ReplicaSets, recent events and storage classes that explain the targets' state."""
