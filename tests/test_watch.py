@@ -81,16 +81,22 @@ def deployment(cluster: ClusterInfo, namespace: str, name: str) -> dict[str, Any
 
 
 def snapshot(cluster: ClusterInfo, namespace: str) -> dict[str, str]:
-    """Every object of the environment with its resourceVersion: any write changes it."""
+    """Every object of the environment with what any envspec write changes: its spec's
+    generation, its annotations and envspec's managedFields entries. (Not resourceVersion:
+    controllers keep writing status, e.g. a quota's usage.)"""
     listing = kubectl_json(
         cluster, "get", "deployments,services,resourcequotas,limitranges,networkpolicies", "-n", namespace
     )
-    versions = {
-        f"{item['kind']}/{item['metadata']['name']}": item["metadata"]["resourceVersion"] for item in listing["items"]
-    }
     ns = kubectl_json(cluster, "get", "namespace", namespace)
-    versions["Namespace"] = ns["metadata"]["resourceVersion"]
-    return versions
+    return {
+        f"{item['kind']}/{item['metadata']['name']}": written_by_envspec(item) for item in [*listing["items"], ns]
+    }
+
+
+def written_by_envspec(item: dict[str, Any]) -> str:
+    metadata = item["metadata"]
+    entries = [f for f in metadata.get("managedFields", []) if str(f.get("manager", "")).startswith("envspec")]
+    return json.dumps([metadata.get("generation"), metadata.get("annotations"), entries], sort_keys=True)
 
 
 @pytest.fixture
