@@ -39,17 +39,27 @@ def cluster_name_for_tests() -> str:
     return os.environ.get(TEST_CLUSTER_ENV, "envspec-test")
 
 
-def kubectl(cluster: ClusterInfo, *args: str, timeout: float = 60, check: bool = True) -> str:
-    """Run kubectl against the test cluster; return stdout, fail the test on error if `check`."""
+def run_kubectl(
+    cluster: ClusterInfo, *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run kubectl against the test cluster and return what it did, whatever its exit code."""
     env = dict(os.environ, KUBECACHEDIR=str(Layout.from_env().kube_cache_dir))
-    result = subprocess.run(
+    return subprocess.run(
         ["kubectl", "--kubeconfig", cluster.kubeconfig, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
         env=env,
         check=False,
     )
+
+
+def kubectl(
+    cluster: ClusterInfo, *args: str, stdin: str | None = None, timeout: float = 60, check: bool = True
+) -> str:
+    """Run kubectl against the test cluster; return stdout, fail the test on error if `check`."""
+    result = run_kubectl(cluster, *args, stdin=stdin, timeout=timeout)
     if check and result.returncode != 0:
         pytest.fail(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}", pytrace=False)
     return result.stdout

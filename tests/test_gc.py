@@ -42,27 +42,18 @@ from envspec.plan import (
     MANAGED_BY_LABEL,
     TTL_ANNOTATION,
 )
+from tests.cluster_fixtures import kubectl as fixture_kubectl
 
 REPO = Path(__file__).resolve().parent.parent
 ENVSPEC = [sys.executable, "-m", "envspec"]
 
 
+def kubectl(cluster: ClusterInfo, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    return fixture_kubectl(cluster, *args, stdin=stdin, check=check, timeout=120)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def kubectl(cluster: ClusterInfo, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    result = subprocess.run(
-        ["kubectl", "--kubeconfig", cluster.kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        pytest.fail(f"kubectl {' '.join(args)}: {result.stderr.strip()}", pytrace=False)
-    return result.stdout
 
 
 @dataclass

@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from envspec.cluster import ClusterInfo
 from envspec.lifecycle.janitor import JANITOR_NAME, janitor_manifests
 from envspec.plan import MANAGED_BY_LABEL
+from tests.cluster_fixtures import run_kubectl as kubectl
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,17 +79,6 @@ def test_json_output_is_a_list_of_the_same_objects() -> None:
     listing = json.loads(result.stdout)
     assert listing["kind"] == "List"
     assert listing["items"] == janitor_manifests()
-
-
-def kubectl(cluster: ClusterInfo, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["kubectl", "--kubeconfig", cluster.kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture

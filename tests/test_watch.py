@@ -27,6 +27,7 @@ from envspec.kube.client import ClusterTarget
 from envspec.lifecycle.output import EventLog
 from envspec.plan import EXPIRES_AT_ANNOTATION, JANITOR_EXPIRES_ANNOTATION
 from envspec.watch import WatchOptions, WatchRequest, watch_environment
+from tests.cluster_fixtures import run_kubectl as kubectl
 
 E = TypeVar("E")
 
@@ -62,17 +63,6 @@ def kubectl_json(cluster: ClusterInfo, *args: str) -> Any:
         check=False,
     )
     return json.loads(result.stdout) if result.returncode == 0 else None
-
-
-def kubectl(cluster: ClusterInfo, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["kubectl", "--kubeconfig", cluster.kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def deployment(cluster: ClusterInfo, namespace: str, name: str) -> dict[str, Any] | None:
