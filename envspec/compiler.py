@@ -26,7 +26,7 @@ from envspec.plan import (
     PlannedObject,
     SecretSlot,
 )
-from envspec.templates import Engine, engine, render
+from envspec.templates import Engine, engine, fill, render
 from envspec.units import parse_duration
 from envspec.validate import ContainerResources, ValidSpec
 
@@ -195,7 +195,7 @@ class _Compiler:
             data["database"] = values["database"]
         for key in definition.generated:
             data[key] = self.secret_value(SecretSlot(secret_name(name), key))
-        data["url"] = render_text(definition.url, values)
+        data["url"] = str(fill(definition.url, values))
         manifest: Manifest = render("base/secret", name=secret_name(name), data=dict(sorted(data.items())))
         return manifest
 
@@ -219,7 +219,7 @@ class _Compiler:
             if database.image
             else f"{definition.image}:{database.version or definition.default_version}"
         )
-        env = render_text_tree(definition.env, {"secret": secret_name(name)})
+        env = fill(definition.env, {"secret": secret_name(name)})
         container = self.container(
             name=name,
             image=image,
@@ -427,17 +427,6 @@ class _Compiler:
 
 def _helper_variable(ref: refs.Reference) -> str:
     return f"ENVSPEC_{ref.scope.upper().replace('-', '_')}_{ref.attribute.upper()}"
-
-
-def render_text(template: str, values: Mapping[str, str]) -> str:
-    result: str = render_text_tree(template, values)
-    return result
-
-
-def render_text_tree(tree: Any, values: Mapping[str, str]) -> Any:
-    from envspec.templates import fill
-
-    return fill(tree, values)
 
 
 _TOP_ORDER = ("apiVersion", "kind", "metadata", "type", "spec", "stringData", "data")
