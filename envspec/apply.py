@@ -350,15 +350,18 @@ class _Run:
             await self.prune()
         return self.result
 
-    def changed_workload_types(self) -> set[kinds.ResourceType]:
-        """The kinds of the workloads this run will write (and so wait for)."""
-        return {
-            kinds.MANAGED_KINDS[(o.api_version, o.kind)]
-            for o in self.plan.objects
+    def changed_workloads(self, objects: Sequence[PlannedObject]) -> list[Target]:
+        """The workloads among `objects` that this run will write (and so wait for)."""
+        return [
+            Target(kinds.MANAGED_KINDS[(o.api_version, o.kind)], o.name, o.namespace)
+            for o in objects
             if has_pods(o.kind)
             and (o.api_version, o.kind) in kinds.MANAGED_KINDS
             and self.live_hash(key_of(o.manifest)) != self.hashes[key_of(o.manifest)]
-        }
+        ]
+
+    def changed_workload_types(self) -> set[kinds.ResourceType]:
+        return {target.rtype for target in self.changed_workloads(self.plan.objects)}
 
     async def apply_wave(self, view: ClusterView, position: int, wave: Sequence[PlannedObject]) -> None:
         count = len(self.waves)
@@ -412,13 +415,7 @@ class _Run:
         Pod creation refused by quota is often reported only as a FailedCreate event,
         emitted a moment after the write: a watch started later would miss it.
         """
-        changing = [
-            Target(kinds.MANAGED_KINDS[(o.api_version, o.kind)], o.name, o.namespace)
-            for o in wave
-            if has_pods(o.kind)
-            and (o.api_version, o.kind) in kinds.MANAGED_KINDS
-            and self.live_hash(key_of(o.manifest)) != self.hashes[key_of(o.manifest)]
-        ]
+        changing = self.changed_workloads(wave)
         if changing:
             await view.related(changing)
 
