@@ -179,9 +179,7 @@ class _Compiler:
 
     def limit_range(self) -> Manifest:
         defaults = self.valid.default_resources
-        manifest: Manifest = render(
-            "base/limitrange", limits=dict(defaults.limits), requests=dict(defaults.requests)
-        )
+        manifest: Manifest = render("base/limitrange", limits=dict(defaults.limits), requests=dict(defaults.requests))
         return manifest
 
     # databases

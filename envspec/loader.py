@@ -203,9 +203,7 @@ def load_text(text: str, source: str) -> LoadedDocument:
     if builder.problems:
         raise SpecError(builder.problems)
     if not isinstance(builder.doc.data, Mapping):
-        raise SpecError(
-            [Problem(builder.location(documents[0]), "", "the spec must be a mapping (key: value pairs)")]
-        )
+        raise SpecError([Problem(builder.location(documents[0]), "", "the spec must be a mapping (key: value pairs)")])
     return builder.doc
 
 
@@ -223,9 +221,7 @@ def read_source(file: str, stdin_text: str | None = None) -> tuple[str, str]:
         with open(file, encoding="utf-8") as handle:
             return handle.read(), file
     except FileNotFoundError:
-        raise EnvspecError(
-            f"{file}: no such file (create one with `envspec init`, or pass -f FILE)"
-        ) from None
+        raise EnvspecError(f"{file}: no such file (create one with `envspec init`, or pass -f FILE)") from None
     except IsADirectoryError:
         raise EnvspecError(f"{file}: is a directory; pass the spec file with -f FILE") from None
     except UnicodeDecodeError as exc:

@@ -148,7 +148,7 @@ def _health(value: Any) -> Any:
 
 
 def _version(value: Any) -> str:
-    return _as_text(value, "a string such as \"15\"")
+    return _as_text(value, 'a string such as "15"')
 
 
 def _http_path(value: Any) -> str:

@@ -58,7 +58,7 @@ def parse(text: str) -> list[Segment]:
         if text.startswith("${", index):
             end = text.find("}", index + 2)
             if end < 0:
-                raise ReferenceSyntaxError(f"unterminated reference starting at {text[index:index + 20]!r}")
+                raise ReferenceSyntaxError(f"unterminated reference starting at {text[index : index + 20]!r}")
             body = text[index + 2 : end]
             match = _BODY.fullmatch(body)
             if match is None:

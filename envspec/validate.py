@@ -381,9 +381,7 @@ class _Semantics:
             if database.database is not None and "database" not in definition.attributes:
                 self.out.add((*path, "database"), f"{database.engine} databases have no database name")
             if database.database is not None and not _DATABASE_NAME.fullmatch(database.database):
-                self.out.add(
-                    (*path, "database"), "must be 1-63 characters of letters, digits, '_' and '-'"
-                )
+                self.out.add((*path, "database"), "must be 1-63 characters of letters, digits, '_' and '-'")
             if database.version is not None and not _IMAGE_TAG.fullmatch(database.version):
                 self.out.add((*path, "version"), f"invalid image tag {database.version!r}")
 

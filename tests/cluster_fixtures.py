@@ -55,9 +55,7 @@ def run_kubectl(
     )
 
 
-def kubectl(
-    cluster: ClusterInfo, *args: str, stdin: str | None = None, timeout: float = 60, check: bool = True
-) -> str:
+def kubectl(cluster: ClusterInfo, *args: str, stdin: str | None = None, timeout: float = 60, check: bool = True) -> str:
     """Run kubectl against the test cluster; return stdout, fail the test on error if `check`."""
     result = run_kubectl(cluster, *args, stdin=stdin, timeout=timeout)
     if check and result.returncode != 0:

@@ -78,9 +78,7 @@ def snapshot(cluster: ClusterInfo, namespace: str) -> dict[str, str]:
         cluster, "get", "deployments,services,resourcequotas,limitranges,networkpolicies", "-n", namespace
     )
     ns = kubectl_json(cluster, "get", "namespace", namespace)
-    return {
-        f"{item['kind']}/{item['metadata']['name']}": written_by_envspec(item) for item in [*listing["items"], ns]
-    }
+    return {f"{item['kind']}/{item['metadata']['name']}": written_by_envspec(item) for item in [*listing["items"], ns]}
 
 
 def written_by_envspec(item: dict[str, Any]) -> str:
