@@ -25,14 +25,15 @@ from typing import Any
 import anyio
 from apiserver_metrics import request_totals
 
+from envspec.events import Emitter
 from envspec.kube import kinds
 from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
 from envspec.kube.ssa import delete_object, list_objects, server_side_apply
-from envspec.lifecycle.expiry import format_instant
-from envspec.lifecycle.gc import GcOptions, sweep
-from envspec.lifecycle.output import EventLog
+from envspec.meta import format_instant
+from envspec.operations.gc import GcOptions, sweep
 from envspec.plan import ENVIRONMENT_LABEL, EXPIRES_AT_ANNOTATION, JANITOR_EXPIRES_ANNOTATION, MANAGED_BY_LABEL
+from envspec.sinks import Recorder as EventLog
 
 SETUP_CONCURRENCY = 16
 
@@ -121,7 +122,9 @@ def main() -> int:
             counting = CountingApi(api)
             log = EventLog()
             sweep_started = time.monotonic()
-            report = await sweep(counting, clock=lambda: datetime.now(UTC), sink=log, options=GcOptions())
+            report = await sweep(
+                counting, clock=lambda: datetime.now(UTC), events=Emitter(log, operation="gc"), options=GcOptions()
+            )
             sweep_seconds = time.monotonic() - sweep_started
             after = namespace_requests()
             ours = [n for n in report.deleted if n.startswith(prefix)]

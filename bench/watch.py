@@ -32,10 +32,10 @@ from typing import Any
 import anyio
 from apiserver_metrics import request_totals
 
-from envspec.events import WatchCycle, WatchStarted
+from envspec.events import Emitter, WatchCycle, WatchStarted
 from envspec.kube.client import ClusterTarget
-from envspec.lifecycle.output import EventLog
-from envspec.watch import WatchOptions, WatchRequest, watch_environment
+from envspec.operations.watch import WatchOptions, WatchRequest, watch
+from envspec.sinks import Recorder as EventLog
 
 SPEC = """\
 apiVersion: envspec/v1
@@ -124,7 +124,11 @@ def main() -> int:
         request = WatchRequest(str(path), None, target, {}, WatchOptions())
         async with anyio.create_task_group() as group:
             started = time.monotonic()
-            group.start_soon(lambda: watch_environment(request, log, clock=lambda: datetime.now(UTC), stop=stop))
+            group.start_soon(
+                lambda: watch(
+                    request, events=Emitter(log, operation="watch"), clock=lambda: datetime.now(UTC), stop=stop
+                )
+            )
             _, seen = await wait_for(log, WatchStarted, 0)
             first_up = time.monotonic() - started
             await anyio.sleep(1.0)  # let the first rollout's controllers settle before counting

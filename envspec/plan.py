@@ -7,22 +7,44 @@ runs the waves in reverse.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-Manifest = dict[str, Any]
+# The compiler stamps these on every object; they are defined once, in envspec.meta.
+from envspec.meta import (
+    ENVIRONMENT_LABEL,
+    EXPIRES_AT_ANNOTATION,
+    JANITOR_EXPIRES_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    OBJECT_HASH_ANNOTATION,
+    PLAN_HASH_ANNOTATION,
+    SPEC_NAME_ANNOTATION,
+    TTL_ANNOTATION,
+    WAVE_ANNOTATION,
+    Manifest,
+    is_managed,
+    labels_of,
+)
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "envspec"
-ENVIRONMENT_LABEL = "envspec.dev/environment"
-WAVE_ANNOTATION = "envspec.dev/wave"
-TTL_ANNOTATION = "envspec.dev/ttl"
-EXPIRES_AT_ANNOTATION = "envspec.dev/expires-at"
-PLAN_HASH_ANNOTATION = "envspec.dev/plan-hash"
-OBJECT_HASH_ANNOTATION = "envspec.dev/object-hash"
-SPEC_NAME_ANNOTATION = "envspec.dev/spec-name"
-JANITOR_EXPIRES_ANNOTATION = "janitor/expires"
+__all__ = [
+    "ENVIRONMENT_LABEL",
+    "EXPIRES_AT_ANNOTATION",
+    "JANITOR_EXPIRES_ANNOTATION",
+    "MANAGED_BY_LABEL",
+    "MANAGED_BY_VALUE",
+    "OBJECT_HASH_ANNOTATION",
+    "PLAN_HASH_ANNOTATION",
+    "SPEC_NAME_ANNOTATION",
+    "TTL_ANNOTATION",
+    "WAVE_ANNOTATION",
+    "Manifest",
+    "Plan",
+    "PlannedObject",
+    "SecretSlot",
+    "is_managed",
+    "labels_of",
+]
 
 
 @dataclass(frozen=True)
@@ -105,13 +127,3 @@ class Plan:
             if obj.kind == kind and obj.name == name:
                 return obj
         return None
-
-
-def labels_of(manifest: Mapping[str, Any]) -> Mapping[str, str]:
-    labels: Mapping[str, str] = manifest.get("metadata", {}).get("labels") or {}
-    return labels
-
-
-def is_managed(manifest: Mapping[str, Any]) -> bool:
-    """True when envspec owns the object (it carries the managed-by label)."""
-    return labels_of(manifest).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from envspec.kube.diff import DiffResult, ObjectDiff, normalize, object_diff, render_diff
+from envspec.operations.diff import DiffResult, ObjectDiff, normalize, object_diff
+from envspec.present import diff_text as render_diff
 
 
 def live_deployment(replicas: int = 2) -> dict[str, Any]:

@@ -7,27 +7,31 @@ import json
 from datetime import UTC, datetime
 
 from envspec.events import (
-    JsonLinesSink,
+    Emitter,
+    Envelope,
     LeaseRenewed,
     ObjectApplied,
     ObjectFailed,
     ObjectProgress,
     ObjectReady,
     Pruned,
-    Recorder,
-    RedactingSink,
     Summary,
-    TerminalSink,
     WaveFinished,
     WaveStarted,
+    envelope_to_dict,
     event_name,
-    event_to_dict,
-    format_expiry,
-    format_seconds,
-    format_span,
 )
+from envspec.present import format_expiry, format_seconds, format_span
+from envspec.sinks import JsonLinesSink, Recorder, Sink, TerminalSink
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def emitter(sink: Sink, operation: str = "up") -> Emitter:
+    """What an operation emits through, with a fixed clock and operation id."""
+    return Emitter(
+        sink, operation=operation, operation_id="op1", environment="shop", namespace="envspec-shop", clock=lambda: NOW
+    )
 
 
 def summary(**changes: object) -> Summary:
@@ -64,11 +68,18 @@ def test_event_names_are_snake_case() -> None:
     assert event_name(summary()) == "summary"
 
 
-def test_json_form_has_name_time_and_fields() -> None:
-    data = event_to_dict(ObjectReady(3, 6, "statefulset/db", "ns", "1/1 ready", 2.41234), now=NOW)
+def envelope(event: object) -> Envelope:
+    return Envelope("op1", "up", "shop", "envspec-shop", NOW, event)  # type: ignore[arg-type]
+
+
+def test_json_form_has_name_time_envelope_and_fields() -> None:
+    data = envelope_to_dict(envelope(ObjectReady(3, 6, "statefulset/db", "ns", "1/1 ready", 2.41234)))
     assert data == {
         "event": "object_ready",
         "time": "2026-01-01T12:00:00.000Z",
+        "operation_id": "op1",
+        "operation": "up",
+        "environment": "shop",
         "wave": 3,
         "wave_count": 6,
         "ref": "statefulset/db",
@@ -76,12 +87,14 @@ def test_json_form_has_name_time_and_fields() -> None:
         "message": "1/1 ready",
         "seconds": 2.412,
     }
-    assert event_to_dict(summary(), now=NOW)["wave_seconds"] == [0.1, 2.4]
+    assert envelope_to_dict(envelope(summary()))["wave_seconds"] == [0.1, 2.4]
+    # The event's own namespace wins over the envelope's: gc's events are about many namespaces.
+    assert data["namespace"] == "ns"
 
 
 def test_json_lines_sink_writes_one_parseable_object_per_line() -> None:
     out = io.StringIO()
-    sink = JsonLinesSink(out)
+    sink = emitter(JsonLinesSink(out))
     for event in a_wave():
         sink.emit(event)  # type: ignore[arg-type]
     lines = out.getvalue().splitlines()
@@ -91,7 +104,7 @@ def test_json_lines_sink_writes_one_parseable_object_per_line() -> None:
 
 def test_terminal_sink_in_a_log_prints_one_line_per_object_when_done() -> None:
     out = io.StringIO()
-    sink = TerminalSink(out, live=False)
+    sink = emitter(TerminalSink(out, live=False))
     for event in a_wave():
         sink.emit(event)  # type: ignore[arg-type]
     assert out.getvalue().splitlines() == [
@@ -102,7 +115,7 @@ def test_terminal_sink_in_a_log_prints_one_line_per_object_when_done() -> None:
 
 def test_terminal_sink_on_a_terminal_redraws_the_wave_in_place() -> None:
     out = io.StringIO()
-    sink = TerminalSink(out, live=True)
+    sink = emitter(TerminalSink(out, live=True))
     for event in a_wave():
         sink.emit(event)  # type: ignore[arg-type]
     text = out.getvalue()
@@ -116,7 +129,7 @@ def test_terminal_sink_on_a_terminal_redraws_the_wave_in_place() -> None:
 
 def test_terminal_sink_shows_failures_pruning_lease_and_summary() -> None:
     out = io.StringIO()
-    sink = TerminalSink(out, live=False)
+    sink = emitter(TerminalSink(out, live=False))
     sink.emit(WaveStarted(1, 1, ("deployment/api",)))
     sink.emit(ObjectFailed(1, 1, "deployment/api", "ns", "exceeded quota: q", 1.0))
     sink.emit(Pruned("service/old", "ns", 3))
@@ -131,15 +144,16 @@ def test_terminal_sink_shows_failures_pruning_lease_and_summary() -> None:
     assert "waves 1:0.1s 2:2.4s" in text
 
 
-def test_redacting_sink_masks_secret_values_in_every_text() -> None:
+def test_emitter_masks_secret_values_in_every_text() -> None:
     recorder = Recorder()
-    sink = RedactingSink(recorder, ["s3cr3t-value-xyz", ""])
+    sink = emitter(recorder).with_secrets(["s3cr3t-value-xyz", ""])
     sink.emit(ObjectFailed(1, 2, "secret/db", "ns", 'invalid value "postgres://u:s3cr3t-value-xyz@db"', 0.1))
     sink.emit(WaveStarted(1, 2, ("secret/s3cr3t-value-xyz",)))
     failed, started = recorder.events
     assert isinstance(failed, ObjectFailed) and isinstance(started, WaveStarted)
     assert "s3cr3t-value-xyz" not in failed.message and "******" in failed.message
     assert started.objects == ("secret/******",)
+    assert {e.operation_id for e in recorder.envelopes} == {"op1"}  # the copy keeps the envelope
 
 
 def test_formatting_of_durations_and_expiry() -> None:
@@ -186,7 +200,7 @@ def screen(output: str) -> list[str]:
 
 def test_live_lines_stay_in_place_when_other_lines_are_written_meanwhile() -> None:
     out = io.StringIO()
-    sink = TerminalSink(out, live=True)
+    sink = emitter(TerminalSink(out, live=True))
     sink.emit(WaveStarted(1, 2, ("namespace/ns",)))
     sink.emit(ObjectApplied(1, 2, "namespace/ns", None, "created", 0.01))
     sink.emit(LeaseRenewed("ns", None))

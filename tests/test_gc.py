@@ -26,15 +26,15 @@ import pytest
 
 from envspec.cluster import ClusterInfo
 from envspec.errors import EnvspecError
-from envspec.events import GcDeleted, GcSkipped, GcStuck, GcSweepFinished, LeaseRenewed
+from envspec.events import Emitter, GcDeleted, GcSkipped, GcStuck, GcSweepFinished, LeaseRenewed
+from envspec.kube import kinds
 from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
-from envspec.kube.environments import EnvironmentRef
-from envspec.lifecycle.expiry import format_instant
-from envspec.lifecycle.gc import GcOptions, SweepReport, sweep
-from envspec.lifecycle.lease import extend_environment
-from envspec.lifecycle.output import EventLog
-from envspec.lifecycle.requests import ChangedSinceListed, delete_namespace_if_unchanged
+from envspec.kube.ssa import ChangedSinceRead, delete_object
+from envspec.meta import format_instant
+from envspec.operations.environments import EnvironmentRef
+from envspec.operations.extend import extend as extend_environment
+from envspec.operations.gc import GcOptions, SweepReport, sweep
 from envspec.plan import (
     ENVIRONMENT_LABEL,
     EXPIRES_AT_ANNOTATION,
@@ -42,6 +42,7 @@ from envspec.plan import (
     MANAGED_BY_LABEL,
     TTL_ANNOTATION,
 )
+from envspec.sinks import Recorder as EventLog
 from tests.cluster_fixtures import kubectl as fixture_kubectl
 
 REPO = Path(__file__).resolve().parent.parent
@@ -153,7 +154,9 @@ def run_sweep(
     async def main() -> tuple[SweepReport, CountingApi]:
         async with connect(target_of(cluster)) as api:
             counting = CountingApi(api)
-            report = await sweep(counting, clock=clock, sink=log, options=GcOptions(**options))
+            report = await sweep(
+                counting, clock=clock, events=Emitter(log, operation="gc"), options=GcOptions(**options)
+            )
             return report, counting
 
     report, counting = anyio.run(main)
@@ -260,11 +263,17 @@ def test_a_namespace_changed_since_it_was_listed_is_not_deleted(
 
     async def delete() -> bool:
         async with connect(target_of(kube_cluster)) as api:
-            return await delete_namespace_if_unchanged(
-                api, name, uid=listed["uid"], resource_version=listed["resourceVersion"], deadline=Deadline(30)
+            return await delete_object(
+                api,
+                kinds.NAMESPACE,
+                name,
+                None,
+                uid=listed["uid"],
+                resource_version=listed["resourceVersion"],
+                deadline=Deadline(30),
             )
 
-    with pytest.raises(ChangedSinceListed):
+    with pytest.raises(ChangedSinceRead):
         anyio.run(delete)
     assert not namespaces.existing()[name]["metadata"].get("deletionTimestamp")
 
@@ -427,7 +436,11 @@ def test_extend_pushes_both_expiry_annotations_to_now_plus_ttl(
 
     async def main() -> Any:
         return await extend_environment(
-            target_of(kube_cluster), EnvironmentRef(environment), ttl_seconds=7200, clock=lambda: frozen, sink=log
+            target_of(kube_cluster),
+            EnvironmentRef(environment),
+            ttl_seconds=7200,
+            clock=lambda: frozen,
+            events=Emitter(log, operation="extend"),
         )
 
     extension = anyio.run(main)
@@ -440,7 +453,11 @@ def test_extend_pushes_both_expiry_annotations_to_now_plus_ttl(
     # Without --ttl: the environment's own ttl (envspec.dev/ttl: 1h).
     anyio.run(
         lambda: extend_environment(
-            target_of(kube_cluster), EnvironmentRef(environment), ttl_seconds=None, clock=lambda: frozen, sink=log
+            target_of(kube_cluster),
+            EnvironmentRef(environment),
+            ttl_seconds=None,
+            clock=lambda: frozen,
+            events=Emitter(log, operation="extend"),
         )
     )
     assert namespaces.existing()[name]["metadata"]["annotations"][EXPIRES_AT_ANNOTATION] == "2031-05-06T08:08:09Z"
@@ -469,6 +486,10 @@ def test_extend_refuses_unmanaged_and_never_expiring_namespaces(
     with pytest.raises(EnvspecError):
         anyio.run(
             lambda: extend_environment(
-                target_of(kube_cluster), EnvironmentRef(unmanaged), ttl_seconds=60, clock=utc_now, sink=EventLog()
+                target_of(kube_cluster),
+                EnvironmentRef(unmanaged),
+                ttl_seconds=60,
+                clock=utc_now,
+                events=Emitter(EventLog(), operation="extend"),
             )
         )

@@ -146,7 +146,7 @@ def test_the_dockerfile_installs_a_package_that_carries_the_janitor_templates(tm
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in ("namespace", "serviceaccount", "clusterrole", "clusterrolebinding", "deployment"):
         assert f"envspec/_data/templates/janitor/{template}.yaml" in names
-    assert "envspec/lifecycle/gc.py" in names
+    assert "envspec/operations/gc.py" in names
 
 
 def test_a_bad_janitor_namespace_or_image_is_refused_with_a_message() -> None:

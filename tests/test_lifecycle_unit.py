@@ -10,45 +10,41 @@ from typing import Any
 import pytest
 
 from envspec.events import (
+    Emitter,
     GcDeleted,
     GcSkipped,
     GcStuck,
     GcSweepFinished,
-    JsonLinesSink,
     LeaseRenewed,
     ObjectApplied,
     WatchCycle,
     WatchSpecInvalid,
 )
-from envspec.lifecycle.expiry import (
-    Action,
-    deletion_blockers,
-    expiry_after,
-    format_instant,
-    judge,
-    lease_patch,
-    parse_expiry,
-)
-from envspec.lifecycle.output import LifecycleTerminalSink, cycle_text, sweep_summary
-from envspec.loader import load_text
-from envspec.pipeline import build_plan
-from envspec.plan import (
+from envspec.lifecycle.expiry import Action, deletion_blockers, judge
+from envspec.meta import (
     ENVIRONMENT_LABEL,
     EXPIRES_AT_ANNOTATION,
     JANITOR_EXPIRES_ANNOTATION,
     MANAGED_BY_LABEL,
     TTL_ANNOTATION,
-    Plan,
+    expiry_after,
+    format_instant,
+    lease_patch,
 )
-from envspec.validate import validate
-from envspec.watch import PlanChanges, keepalive_interval, plan_changes
-from tests.conftest import REPO
+from envspec.meta import parse_instant as parse_expiry
+from envspec.operations.watch import keepalive_interval
+from envspec.present import cycle_text, lease_text, sweep_summary
+from envspec.sinks import JsonLinesSink, Sink, TerminalSink
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def fixed_clock() -> datetime:
     return NOW
+
+
+def emitter(sink: Sink, operation: str = "gc") -> Emitter:
+    return Emitter(sink, operation=operation, clock=fixed_clock)
 
 
 # ---------------------------------------------------------------- parsing and writing expiries
@@ -244,7 +240,7 @@ def test_spec_finalizers_explain_a_stuck_namespace_only_when_nothing_else_does()
 
 def test_terminal_output_of_a_sweep_is_a_table_then_a_summary() -> None:
     stream = io.StringIO()
-    sink = LifecycleTerminalSink(stream)
+    sink = emitter(TerminalSink(stream))
     sink.emit(GcDeleted("envspec-a", "a", "2026-03-01T11:57:00Z", 180.0, 10800.0, dry_run=False))
     sink.emit(GcSkipped("envspec-bad", "bad", "envspec.dev/expires-at: 'x' is not ..."))
     sink.emit(GcStuck("envspec-old", "old", 3600.0, ("metadata.finalizers: example.com/hold",)))
@@ -262,7 +258,7 @@ def test_terminal_output_of_a_sweep_is_a_table_then_a_summary() -> None:
 
 def test_a_dry_run_says_would_delete() -> None:
     stream = io.StringIO()
-    sink = LifecycleTerminalSink(stream)
+    sink = emitter(TerminalSink(stream))
     sink.emit(GcDeleted("envspec-a", "a", "2026-03-01T11:57:00Z", 180.0, None, dry_run=True))
     sink.emit(GcSweepFinished(1, 1, 0, 0, 0, 0, 0, 0, dry_run=True, seconds=0.1))
     text = stream.getvalue()
@@ -273,7 +269,7 @@ def test_a_dry_run_says_would_delete() -> None:
 
 def test_json_output_is_one_object_per_line_for_lifecycle_and_apply_events() -> None:
     stream = io.StringIO()
-    sink = JsonLinesSink(stream)
+    sink = emitter(JsonLinesSink(stream))
     sink.emit(GcStuck("envspec-old", "old", 3600.0, ("a", "b")))
     sink.emit(LeaseRenewed("envspec-a", "2026-03-01T14:00:00Z"))
     sink.emit(ObjectApplied(1, 2, "deployment/api", "ns", "created", 0.12345))
@@ -291,7 +287,7 @@ def test_one_line_per_watch_cycle() -> None:
     failed = WatchCycle(4, (), (), (), 0, 2.0, False, "applying deployment/api: API server says: no")
     assert cycle_text(failed) == "cycle 4  no change  FAILED after 2.0s: applying deployment/api: API server says: no"
     stream = io.StringIO()
-    LifecycleTerminalSink(stream).emit(WatchSpecInvalid("env.yaml", ("env.yaml:3:5: services.api: bad",)))
+    emitter(TerminalSink(stream), "watch").emit(WatchSpecInvalid("env.yaml", ("env.yaml:3:5: services.api: bad",)))
     assert stream.getvalue().splitlines() == [
         "invalid edit of env.yaml: environment left as it was",
         "  env.yaml:3:5: services.api: bad",
@@ -300,7 +296,7 @@ def test_one_line_per_watch_cycle() -> None:
 
 def test_timestamps_prefix_every_line_of_the_loop_log() -> None:
     stream = io.StringIO()
-    LifecycleTerminalSink(stream, timestamps=True).emit(GcSweepFinished(0, 0, 0, 0, 0, 0, 0, 0, False, 0.01))
+    emitter(TerminalSink(stream, timestamps=True)).emit(GcSweepFinished(0, 0, 0, 0, 0, 0, 0, 0, False, 0.01))
     stamp, rest = stream.getvalue().split(" ", 1)
     assert datetime.fromisoformat(stamp.replace("Z", "+00:00")).tzinfo is not None
     assert rest.startswith("gc: 0 environments")
@@ -318,24 +314,13 @@ def test_keepalive_renews_every_third_of_the_ttl_and_at_least_once_a_minute(
     assert keepalive_interval(ttl) == interval
 
 
-def plan_of(text: str) -> Plan:
-    return build_plan(validate(load_text(text, "maestro-env.yaml"), {}))
-
-
-def test_plan_changes_names_added_changed_and_removed_objects() -> None:
-    original = (REPO / "examples" / "fullstack" / "maestro-env.yaml").read_text()
-    old = plan_of(original)
-    assert not plan_changes(old, plan_of(original))
-    assert not plan_changes(old, plan_of(original.replace("# An API", "# A reworded comment about an API")))
-
-    scaled = original.replace("    replicas: 2\n", "    replicas: 3\n")
-    # the automatic quota grows with the replicas
-    assert plan_changes(old, plan_of(scaled)) == PlanChanges(changed=("resourcequota/envspec-quota", "deployment/api"))
-
-    extra = "  extra:\n    image: registry.example.com/extra:1\n    port: 9000\n"
-    grown = plan_of(original.replace("  worker:\n", extra + "  worker:\n"))
-    changes = plan_changes(old, grown)
-    assert changes.added == ("service/extra", "deployment/extra")
-    assert changes.changed == ("resourcequota/envspec-quota",)
-    assert changes.removed == ()
-    assert plan_changes(grown, old).removed == ("service/extra", "deployment/extra")
+def test_extend_reads_as_one_sentence_with_the_expiry_before() -> None:
+    stream = io.StringIO()
+    events = Emitter(TerminalSink(stream), operation="extend", environment="shop", clock=fixed_clock)
+    events.emit(LeaseRenewed("envspec-shop", "2026-03-01T14:00:00Z", "2026-03-01T12:30:00+00:00"))
+    assert stream.getvalue().splitlines() == [
+        "extended environment shop (namespace envspec-shop): expires at 2026-03-01T14:00:00Z, in 2h "
+        "(was 2026-03-01T12:30:00Z)"
+    ]
+    # up's lease line is not a sentence about extending
+    assert lease_text(LeaseRenewed("ns", None)) == "lease     namespace/ns: never expires"

@@ -22,11 +22,11 @@ import anyio
 import pytest
 
 from envspec.cluster import ClusterInfo
-from envspec.events import LeaseRenewed, WatchCycle, WatchSpecInvalid, WatchStarted, WatchStopped
+from envspec.events import Emitter, LeaseRenewed, WatchCycle, WatchSpecInvalid, WatchStarted, WatchStopped
 from envspec.kube.client import ClusterTarget
-from envspec.lifecycle.output import EventLog
+from envspec.operations.watch import WatchOptions, WatchRequest, watch
 from envspec.plan import EXPIRES_AT_ANNOTATION, JANITOR_EXPIRES_ANNOTATION
-from envspec.watch import WatchOptions, WatchRequest, watch_environment
+from envspec.sinks import Recorder as EventLog
 from tests.cluster_fixtures import run_kubectl as kubectl
 
 E = TypeVar("E")
@@ -132,7 +132,11 @@ async def watching(
     request = WatchRequest(str(path), None, target, {}, options or WatchOptions())
     harness = Watching(log, path)
     async with anyio.create_task_group() as group:
-        group.start_soon(lambda: watch_environment(request, log, clock=clock or (lambda: datetime.now(UTC)), stop=stop))
+        group.start_soon(
+            lambda: watch(
+                request, events=Emitter(log, operation="watch"), clock=clock or (lambda: datetime.now(UTC)), stop=stop
+            )
+        )
         await harness.next(WatchStarted)
         yield harness
         stop.set()

@@ -6,23 +6,17 @@ import os
 
 import click
 
-from envspec.cli.options import cluster_options, env_id, event_sink, output_format, spec_file, target, timeout_option
-
-
-def name_option(func: click.decorators.FC) -> click.decorators.FC:
-    return click.option(
-        "--name",
-        metavar="ENV",
-        default=None,
-        help="The environment's name (as `envspec ls` shows it) instead of reading a spec.",
-    )(func)
-
-
-def check_file_or_name(file: str, name: str | None) -> None:
-    """`-f` and `--name` are alternatives; `-f` has a default, so only an explicit one conflicts."""
-    context = click.get_current_context()
-    if name is not None and context.get_parameter_source("file") is not click.core.ParameterSource.DEFAULT:
-        raise click.UsageError("give either -f FILE or --name ENV, not both")
+from envspec.cli.options import (
+    check_file_or_name,
+    cluster_options,
+    env_id,
+    name_option,
+    output_format,
+    spec_file,
+    target,
+    timeout_option,
+)
+from envspec.cli.run import run
 
 
 @click.command("down")
@@ -53,11 +47,19 @@ def command(
       envspec down
       envspec down --name fullstack --id pr-42
     """
-    from envspec.apply import environment_ref
-    from envspec.kube.environments import down
+    from envspec.kube.deadline import Deadline
+    from envspec.operations.down import down
+    from envspec.operations.spec import environment_ref
 
     check_file_or_name(file, name)
     ref = environment_ref(file, name, env_id, os.environ)
-    result = down(target(kubeconfig, context), ref, sink=event_sink(output), wait=not no_wait, timeout_seconds=timeout)
+    cluster = target(kubeconfig, context)
+    result = run(
+        "down",
+        lambda events: down(cluster, ref, events=events, wait=not no_wait, deadline=Deadline(timeout)),
+        output=output,
+        environment=ref.environment,
+        namespace=ref.namespace,
+    )
     if result.namespace is None:
         click.echo(f"{ref.describe()} is not on the cluster: nothing to delete", err=True)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
-from envspec.cli.down import check_file_or_name, name_option
-from envspec.cli.options import Duration, cluster_options, env_id, output_format, spec_file, target
+from envspec.cli.options import (
+    Duration,
+    check_file_or_name,
+    cluster_options,
+    env_id,
+    name_option,
+    output_format,
+    spec_file,
+    target,
+)
+from envspec.cli.run import run
 
 
 @click.command("extend")
@@ -46,16 +54,18 @@ def command(
       envspec extend --ttl 2h
       envspec extend --name fullstack --id pr-42 --ttl 30m
     """
-    from envspec.apply import environment_ref
-    from envspec.events import JsonLinesSink
     from envspec.lifecycle.expiry import system_clock
-    from envspec.lifecycle.lease import describe_extension, extend
-    from envspec.lifecycle.output import EventLog, LifecycleSink
+    from envspec.operations.extend import extend
+    from envspec.operations.spec import environment_ref
 
     check_file_or_name(file, name)
     ref = environment_ref(file, name, env_id, os.environ)
-    # The table form is the one sentence below; JSON is the lease_renewed event.
-    sink: LifecycleSink = JsonLinesSink(sys.stdout) if output == "json" else EventLog()
-    extension = extend(target(kubeconfig, context), ref, ttl_seconds=ttl, clock=system_clock, sink=sink)
-    if output != "json":
-        click.echo(describe_extension(extension))
+    cluster = target(kubeconfig, context)
+    # The terminal shows the lease_renewed event as one sentence (what the expiry was, what it is).
+    run(
+        "extend",
+        lambda events: extend(cluster, ref, ttl_seconds=ttl, clock=system_clock, events=events),
+        output=output,
+        environment=ref.environment,
+        namespace=ref.namespace,
+    )

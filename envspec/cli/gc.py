@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 import click
 
 from envspec.cli.options import Duration, cluster_options, output_format, target
+from envspec.cli.run import output_sink, run
 
 
 @click.command("gc")
@@ -80,22 +78,37 @@ def command(
     if print_manifests:
         _print_manifests(janitor_namespace, image, interval, stuck_after, output)
         return
-    from envspec.events import JsonLinesSink
+    from envspec.events import Emitter
     from envspec.lifecycle.expiry import system_clock
-    from envspec.lifecycle.gc import GcOptions, GcRequest, collect_garbage
-    from envspec.lifecycle.output import LifecycleSink, LifecycleTerminalSink
+    from envspec.lifecycle.signals import graceful_stop
+    from envspec.operations.gc import GcOptions, gc, gc_loop
 
-    sink: LifecycleSink = (
-        JsonLinesSink(sys.stdout) if output == "json" else LifecycleTerminalSink(sys.stdout, timestamps=loop)
-    )
     options = GcOptions(dry_run=dry_run, stuck_after_seconds=float(stuck_after))
-    request = GcRequest(target(kubeconfig, context), options, loop=loop, interval_seconds=float(interval))
-    collect_garbage(request, sink, clock=system_clock)
+    cluster = target(kubeconfig, context)
+
+    async def sweep_until_stopped(events: Emitter) -> None:
+        # A signal ends the loop after the sweep under way (exit 0); a second one at once (130).
+        async with graceful_stop() as stop:
+            await gc_loop(
+                cluster,
+                interval_seconds=float(interval),
+                stop=stop.requested,
+                clock=system_clock,
+                events=events,
+                options=options,
+            )
+        if stop.forced:
+            raise KeyboardInterrupt
+
+    if loop:
+        run("gc", sweep_until_stopped, sink=output_sink(output, timestamps=True))
+    else:
+        run("gc", lambda events: gc(cluster, clock=system_clock, events=events, options=options), output=output)
 
 
 def _print_manifests(namespace: str, image: str | None, interval: int, stuck_after: int, output: str) -> None:
     from envspec.lifecycle.janitor import DEFAULT_IMAGE, janitor_manifests
-    from envspec.yamlout import dump_all
+    from envspec.present import manifests_text
 
     manifests = janitor_manifests(
         namespace=namespace,
@@ -103,7 +116,4 @@ def _print_manifests(namespace: str, image: str | None, interval: int, stuck_aft
         interval_seconds=interval,
         stuck_after_seconds=stuck_after,
     )
-    if output == "json":
-        click.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}, indent=2))
-    else:
-        click.echo(dump_all(manifests), nl=False)
+    click.echo(manifests_text(manifests, output), nl=False)

@@ -7,6 +7,7 @@ import json
 import click
 
 from envspec.cli.options import cluster_options, output_format, target, timeout_option
+from envspec.cli.run import run
 
 
 @click.command("ls")
@@ -19,9 +20,13 @@ def command(output: str, timeout: int, kubeconfig: str | None, context: str | No
     \b
     Examples:
       envspec ls
-      envspec ls -o json | jq -r '.[] | select(.expiresInSeconds < 600) | .name'
+      envspec ls -o json | jq -r '.[] | select(.expires_in_seconds < 600) | .name'
     """
-    from envspec.kube.environments import ls, ls_json, ls_table
+    from envspec.kube.deadline import Deadline
+    from envspec.operations.status import ls
+    from envspec.present import ls_json, ls_table
+    from envspec.sinks import Recorder
 
-    listings = ls(target(kubeconfig, context), timeout_seconds=timeout)
+    cluster = target(kubeconfig, context)
+    listings = run("ls", lambda events: ls(cluster, deadline=Deadline(timeout)), sink=Recorder())
     click.echo(json.dumps(ls_json(listings), indent=2) if output == "json" else ls_table(listings))

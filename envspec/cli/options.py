@@ -7,7 +7,6 @@ functions that use it.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,7 +15,6 @@ import click
 from envspec.units import parse_duration
 
 if TYPE_CHECKING:
-    from envspec.events import Sink
     from envspec.kube.client import ClusterTarget
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,8 +109,18 @@ def target(kubeconfig: str | None, context: str | None) -> ClusterTarget:
     return ClusterTarget.from_options(kubeconfig, context, os.environ)
 
 
-def event_sink(output: str) -> Sink:
-    """Where progress goes: live lines for people, JSON lines for machines; both on stdout."""
-    from envspec.events import JsonLinesSink, TerminalSink
+def name_option(func: F) -> F:
+    decorated: F = click.option(
+        "--name",
+        metavar="ENV",
+        default=None,
+        help="The environment's name (as `envspec ls` shows it) instead of reading a spec.",
+    )(func)
+    return decorated
 
-    return JsonLinesSink(sys.stdout) if output == "json" else TerminalSink(sys.stdout)
+
+def check_file_or_name(file: str, name: str | None) -> None:
+    """`-f` and `--name` are alternatives; `-f` has a default, so only an explicit one conflicts."""
+    context = click.get_current_context()
+    if name is not None and context.get_parameter_source("file") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("give either -f FILE or --name ENV, not both")

@@ -7,8 +7,17 @@ import os
 
 import click
 
-from envspec.cli.down import check_file_or_name, name_option
-from envspec.cli.options import cluster_options, env_id, output_format, spec_file, target, timeout_option
+from envspec.cli.options import (
+    check_file_or_name,
+    cluster_options,
+    env_id,
+    name_option,
+    output_format,
+    spec_file,
+    target,
+    timeout_option,
+)
+from envspec.cli.run import run
 from envspec.errors import NotReadyError
 
 
@@ -38,12 +47,23 @@ def command(
       envspec status
       envspec status --name fullstack -o json
     """
-    from envspec.apply import environment_ref
-    from envspec.kube.environments import status, status_json, status_table
+    from envspec.kube.deadline import Deadline
+    from envspec.operations.spec import environment_ref
+    from envspec.operations.status import status
+    from envspec.present import status_json, status_table
+    from envspec.sinks import Recorder
 
     check_file_or_name(file, name)
     ref = environment_ref(file, name, env_id, os.environ, with_plan=name is None)
-    result = status(target(kubeconfig, context), ref, timeout_seconds=timeout)
+    cluster = target(kubeconfig, context)
+    # status prints its result, not a progress stream.
+    result = run(
+        "status",
+        lambda events: status(cluster, ref, deadline=Deadline(timeout)),
+        sink=Recorder(),
+        environment=ref.environment,
+        namespace=ref.namespace,
+    )
     if output == "json":
         click.echo(json.dumps(status_json(result), indent=2))
     else:

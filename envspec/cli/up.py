@@ -6,7 +6,8 @@ import os
 
 import click
 
-from envspec.cli.options import cluster_options, env_id, event_sink, output_format, spec_file, target, timeout_option
+from envspec.cli.options import cluster_options, env_id, output_format, spec_file, target, timeout_option
+from envspec.cli.run import run
 
 
 @click.command("up")
@@ -33,7 +34,19 @@ def command(
       envspec up -f maestro-env.yaml --id pr-42 --timeout 5m
       envspec up -o json | jq -c 'select(.event == "summary")'
     """
-    from envspec.apply import ApplyOptions, UpRequest, up
+    from envspec.operations.spec import plan_builder
+    from envspec.operations.up import up
+    from envspec.runner import ApplyOptions
 
+    build = plan_builder(file, env_id, os.environ)  # a bad spec fails here, before any request
+    draft = build(None)
+    cluster = target(kubeconfig, context)
     options = ApplyOptions(timeout_seconds=float(timeout), wait=not no_wait)
-    up(UpRequest(file, env_id, target(kubeconfig, context), options, os.environ), event_sink(output))
+    run(
+        "up",
+        lambda events: up(cluster, build, events=events, options=options),
+        output=output,
+        environment=draft.environment,
+        namespace=draft.namespace,
+        detail=file,
+    )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
 from envspec.cli.options import Duration, cluster_options, env_id, output_format, spec_file, target
+from envspec.cli.run import run
 
 
 @click.command("watch")
@@ -55,17 +55,22 @@ def command(
       envspec watch
       envspec watch -f examples/quickstart/maestro-env.yaml --id dev --down-on-exit
     """
-    from envspec.events import JsonLinesSink, TerminalSink
+    from envspec.events import Emitter
     from envspec.lifecycle.expiry import system_clock
-    from envspec.lifecycle.output import LifecycleSink, LifecycleTerminalSink
-    from envspec.watch import WatchOptions, WatchRequest, watch
+    from envspec.lifecycle.signals import graceful_stop
+    from envspec.operations.watch import WatchOptions, WatchRequest, WatchResult, watch
 
-    sink: LifecycleSink = (
-        JsonLinesSink(sys.stdout)
-        if output == "json"
-        else LifecycleTerminalSink(sys.stdout, inner=TerminalSink(sys.stdout))
-    )
     options = WatchOptions(
         down_on_exit=down_on_exit, cycle_timeout_seconds=float(timeout), cycle_details=output == "json"
     )
-    watch(WatchRequest(file, env_id, target(kubeconfig, context), os.environ, options), sink, clock=system_clock)
+    request = WatchRequest(file, env_id, target(kubeconfig, context), os.environ, options)
+
+    async def watch_until_stopped(events: Emitter) -> WatchResult:
+        # Until SIGINT/SIGTERM; a second signal stops at once (130).
+        async with graceful_stop() as stop:
+            result = await watch(request, events=events, clock=system_clock, stop=stop.requested)
+        if stop.forced:
+            raise KeyboardInterrupt
+        return result
+
+    run("watch", watch_until_stopped, output=output, detail=file)

@@ -1,4 +1,4 @@
-"""Requests envspec makes to the API server: server-side apply, get, list, delete.
+"""Requests envspec makes to the API server: server-side apply, get, list, merge patch, delete.
 
 kr8s 0.20 has no server-side apply and retries nothing but re-authentication, so
 every request goes through `api_request`, which
@@ -29,6 +29,7 @@ from envspec.kube.kinds import ResourceType, known_type
 
 FIELD_MANAGER = "envspec"
 APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML: the body is sent as JSON
+MERGE_PATCH = "application/merge-patch+json"
 LIST_PAGE_SIZE = 500
 
 # Backoff between attempts: 0.2 s, 0.4 s, 0.8 s ... capped at 5 s, with jitter so that
@@ -233,6 +234,19 @@ async def list_objects(
         params["continue"] = token
 
 
+class ChangedSinceRead(ClusterError):
+    """A conditional delete was refused (409): the object changed, or was recreated, since it was read."""
+
+
+def delete_options(*, uid: str | None = None, resource_version: str | None = None) -> Json:
+    """DeleteOptions with background propagation and the preconditions given."""
+    options: Json = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+    preconditions = {key: value for key, value in (("uid", uid), ("resourceVersion", resource_version)) if value}
+    if preconditions:
+        options["preconditions"] = preconditions
+    return options
+
+
 async def delete_object(
     api: Any,
     rtype: ResourceType,
@@ -241,25 +255,61 @@ async def delete_object(
     *,
     deadline: Deadline,
     uid: str | None = None,
+    resource_version: str | None = None,
 ) -> bool:
     """Delete with background propagation; False when it was already gone.
 
-    `uid` makes the delete conditional: a same-named object created since it was
-    read is left alone.
+    `uid` (and `resource_version`) make the delete conditional: an object recreated
+    under the same name (or modified) since it was read is left alone, and
+    ChangedSinceRead is raised.
     """
-    options: Json = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
-    if uid:
-        options["preconditions"] = {"uid": uid}
+    doing = f"deleting {describe(rtype, name, namespace)}"
+    try:
+        body = await api_request(
+            api,
+            "DELETE",
+            rtype.location(name, namespace),
+            doing=doing,
+            deadline=deadline,
+            missing_ok=True,
+            content=json.dumps(delete_options(uid=uid, resource_version=resource_version)),
+        )
+    except ClusterError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ServerError) and status_code(cause) == 409:
+            raise ChangedSinceRead(exc.message) from cause
+        raise
+    return body is not None
+
+
+async def merge_patch(
+    api: Any,
+    rtype: ResourceType,
+    name: str,
+    namespace: str | None,
+    patch: Mapping[str, Any],
+    *,
+    field_manager: str,
+    deadline: Deadline,
+    doing: str,
+) -> Json:
+    """One JSON merge patch; the object as stored afterwards.
+
+    Writes that are not the object's desired state (a lease renewal, say) use their
+    own field manager, so `kubectl get --show-managed-fields` says who moved what.
+    """
     body = await api_request(
         api,
-        "DELETE",
+        "PATCH",
         rtype.location(name, namespace),
-        doing=f"deleting {describe(rtype, name, namespace)}",
+        doing=doing,
         deadline=deadline,
-        missing_ok=True,
-        content=json.dumps(options),
+        content=json.dumps(patch, separators=(",", ":")),
+        headers={"Content-Type": MERGE_PATCH},
+        params={"fieldManager": field_manager},
     )
-    return body is not None
+    assert body is not None  # missing_ok is False: a 404 raised
+    return body
 
 
 _discovered: dict[tuple[int, str, str], ResourceType] = {}

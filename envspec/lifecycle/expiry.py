@@ -17,22 +17,24 @@ take them from a `Clock`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from envspec.events import format_span
-from envspec.plan import (
-    ENVIRONMENT_LABEL,
+from envspec.meta import (
     EXPIRES_AT_ANNOTATION,
-    JANITOR_EXPIRES_ANNOTATION,
-    TTL_ANNOTATION,
+    annotations_of,
+    environment_of,
+    format_instant,
+    format_span,
     is_managed,
+    metadata_of,
+    never_expires,
+    parse_instant,
+    timestamp_of,
 )
-from envspec.units import NEVER
 
 Clock = Callable[[], datetime]
 """Returns the current time as an aware datetime; tests pass a fixed one."""
@@ -41,12 +43,6 @@ Clock = Callable[[], datetime]
 # an environment's namespace takes seconds; minutes mean a finalizer or an
 # unreachable API group is blocking it.
 DEFAULT_STUCK_AFTER_SECONDS = 300.0
-
-# RFC 3339 date-time: seconds required, fraction optional, offset required.
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-# kube-janitor's other two formats, both read as UTC.
-_JANITOR_MINUTES = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
-_JANITOR_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Namespace conditions the namespace controller sets while deletion cannot finish.
 _BLOCKING_CONDITIONS = (
@@ -60,52 +56,6 @@ _BLOCKING_CONDITIONS = (
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
-
-
-def format_instant(instant: datetime) -> str:
-    """`2026-01-01T12:00:00Z`: RFC 3339, UTC, whole seconds (also kube-janitor's format)."""
-    if instant.tzinfo is None:
-        raise ValueError("an expiry must be an aware datetime")
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_expiry(text: str) -> datetime:
-    """The instant of an expiry annotation, as an aware UTC datetime; ValueError if unreadable.
-
-    Accepts RFC 3339 (`2026-01-01T12:00:00Z`, `...12:00:00.5+02:00`; `t`/`z` in either
-    case) and kube-janitor's `YYYY-MM-DDTHH:MM` and `YYYY-MM-DD` (midnight), both UTC.
-    Anything else, including a time without an offset but with seconds, is refused
-    rather than guessed: gc must never delete on a misread date.
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"not a string: {text!r}")
-    value = text.strip()
-    upper = value.upper()
-    if _RFC3339.match(upper):
-        parsed = datetime.fromisoformat(upper.replace("Z", "+00:00"))
-    elif _JANITOR_MINUTES.match(value) or _JANITOR_DATE.match(value):
-        parsed = datetime.fromisoformat(value).replace(tzinfo=UTC)
-    else:
-        raise ValueError(
-            f"{text!r} is not an RFC 3339 time such as 2026-01-01T12:00:00Z "
-            "(nor kube-janitor's YYYY-MM-DDTHH:MM or YYYY-MM-DD)"
-        )
-    return parsed.astimezone(UTC)
-
-
-def expiry_after(now: datetime, ttl_seconds: int | None) -> datetime | None:
-    """now + ttl, or None for `never`."""
-    return None if ttl_seconds is None else now + timedelta(seconds=ttl_seconds)
-
-
-def lease_patch(expires_at: datetime) -> dict[str, Any]:
-    """A merge patch setting both expiry annotations of a namespace to `expires_at`."""
-    text = format_instant(expires_at)
-    return {"metadata": {"annotations": {EXPIRES_AT_ANNOTATION: text, JANITOR_EXPIRES_ANNOTATION: text}}}
-
-
-def never_expires(namespace: Mapping[str, Any]) -> bool:
-    return _annotations(namespace).get(TTL_ANNOTATION, "").strip() == NEVER
 
 
 # ---------------------------------------------------------------- gc's decision
@@ -149,10 +99,10 @@ def judge(namespace: Mapping[str, Any], now: datetime, *, stuck_after: float = D
     The managed-by label is checked here again although gc lists by that label: a
     decision to delete must not depend on how the caller happened to list.
     """
-    metadata = namespace.get("metadata") or {}
+    metadata = metadata_of(namespace)
     name = str(metadata.get("name", ""))
-    environment = str((metadata.get("labels") or {}).get(ENVIRONMENT_LABEL, ""))
-    created = _timestamp(metadata.get("creationTimestamp"))
+    environment = environment_of(namespace) or ""
+    created = timestamp_of(metadata.get("creationTimestamp"))
     age = (now - created).total_seconds() if created is not None else None
 
     def verdict(action: Action, reason: str, **details: Any) -> Verdict:
@@ -169,7 +119,7 @@ def judge(namespace: Mapping[str, Any], now: datetime, *, stuck_after: float = D
 
     if not is_managed(namespace):
         return verdict(Action.UNMANAGED, "not managed by envspec")
-    deleting_since = _timestamp(metadata.get("deletionTimestamp"))
+    deleting_since = timestamp_of(metadata.get("deletionTimestamp"))
     if metadata.get("deletionTimestamp") is not None:
         terminating = (now - deleting_since).total_seconds() if deleting_since is not None else 0.0
         if terminating >= stuck_after:
@@ -183,11 +133,11 @@ def judge(namespace: Mapping[str, Any], now: datetime, *, stuck_after: float = D
         return verdict(Action.TERMINATING, "already being deleted", terminating_seconds=terminating)
     if never_expires(namespace):
         return verdict(Action.NEVER, "ttl never: never expires")
-    raw = _annotations(namespace).get(EXPIRES_AT_ANNOTATION)
+    raw = annotations_of(namespace).get(EXPIRES_AT_ANNOTATION)
     if raw is None:
         return verdict(Action.MISSING, f"no {EXPIRES_AT_ANNOTATION} annotation and ttl is not 'never'")
     try:
-        expires = parse_expiry(raw)
+        expires = parse_instant(raw)
     except ValueError as exc:
         return verdict(Action.INVALID, f"{EXPIRES_AT_ANNOTATION}: {exc}")
     left = (expires - now).total_seconds()
@@ -218,21 +168,6 @@ def deletion_blockers(namespace: Mapping[str, Any]) -> tuple[str, ...]:
         # the wait only when nothing more specific does.
         blockers.append("spec.finalizers: " + ", ".join(map(str, spec_finalizers)))
     return tuple(blockers)
-
-
-def _annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    annotations: Mapping[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
-    return annotations
-
-
-def _timestamp(value: Any) -> datetime | None:
-    """A Kubernetes timestamp (RFC 3339), or None when absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_expiry(value)
-    except ValueError:
-        return None
 
 
 def _span(seconds: float) -> str:

@@ -1,16 +1,16 @@
 """`envspec watch`: bring an environment up, then reapply it on every edit of its spec.
 
-One pipeline, as `up`: load → validate → compile → `apply.apply_plan` → events. What
-watch adds:
+One pipeline, as `up`: load → validate → compile → `prepare` → `reconcile` →
+`runner.execute` → events. What watch adds:
 
 - the file is watched through its directory (watchfiles, ~200 ms debounce), so an
   editor that saves by writing a new file and renaming it over the old one is seen;
 - an edit that does not validate is reported with its located problems and nothing
   is sent: the environment stays exactly as it was;
-- a valid edit is compiled and compared with the last applied plan; only when they
-  differ is the plan applied, over the live state the previous cycle left
-  (`ApplyResult.inventory`), so `apply_plan` writes only the objects whose hash
-  changed (in wave order), prunes the removed ones and waits for what changed;
+- a valid edit is compiled and reconciled against the live state the previous
+  cycle left (`ApplyResult.inventory`, no new list); only when the change set
+  changes something is it executed: the objects whose hash changed (in wave
+  order), the pruned ones, and the wait for what changed;
 - one line per cycle: what was created, configured and pruned, and how long it took;
 - a cycle that fails (API error, readiness failure) is reported; the next edit
   retries it against a freshly read live state. A newer valid edit cancels a cycle
@@ -33,31 +33,22 @@ import anyio
 from anyio.abc import TaskStatus
 from watchfiles import Change, awatch
 
-from envspec.apply import (
-    ApplyOptions,
-    ApplyResult,
-    Inventory,
-    apply_plan,
-    check_namespace_ownership,
-    key_of,
-    object_hash,
-    read_inventory,
-    resolve_secrets,
-    up_environment,
-)
 from envspec.errors import EnvspecError, ExitCode, SpecError
-from envspec.events import RedactingSink, WatchCycle, WatchSpecInvalid, WatchStarted, WatchStopped, WatchWarning
+from envspec.events import Emitter, WatchCycle, WatchSpecInvalid, WatchStarted, WatchStopped, WatchWarning
+from envspec.inventory import Inventory
 from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
-from envspec.kube.environments import EnvironmentRef, down_environment
 from envspec.kube.wait import task_group
 from envspec.lifecycle.expiry import Clock
-from envspec.lifecycle.lease import renew
-from envspec.lifecycle.output import LifecycleSink
-from envspec.lifecycle.requests import merge_patch_namespace
-from envspec.lifecycle.signals import graceful_stop
+from envspec.operations.down import down
+from envspec.operations.environments import EnvironmentRef
+from envspec.operations.extend import renew
+from envspec.operations.spec import PlanBuilder
+from envspec.operations.up import Prepared, prepare, reconcile_and_execute
 from envspec.pipeline import ValidSpec, build_plan, check_id, load_spec
-from envspec.plan import EXPIRES_AT_ANNOTATION, JANITOR_EXPIRES_ANNOTATION, Plan, SecretSlot
+from envspec.plan import Plan, SecretSlot
+from envspec.reconcile import ChangeSet, reconcile
+from envspec.runner import ApplyOptions
 
 # watchfiles groups the changes of one save: it yields once nothing more happened for
 # STEP_MS, and at the latest DEBOUNCE_MS after the first change.
@@ -85,29 +76,6 @@ class WatchRequest:
     options: WatchOptions = WatchOptions()
 
 
-@dataclass(frozen=True)
-class PlanChanges:
-    """How two plans differ, object by object (by API group, kind, namespace and name)."""
-
-    added: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
-
-
-def plan_changes(old: Plan, new: Plan) -> PlanChanges:
-    """What `new` adds, changes and removes compared with `old` (refs, in plan order). Pure."""
-    before = {key_of(o.manifest): (o.ref, object_hash(o.manifest)) for o in old.objects}
-    after = {key_of(o.manifest): (o.ref, object_hash(o.manifest)) for o in new.objects}
-    return PlanChanges(
-        added=tuple(ref for key, (ref, _) in after.items() if key not in before),
-        changed=tuple(ref for key, (ref, digest) in after.items() if key in before and before[key][1] != digest),
-        removed=tuple(ref for key, (ref, _) in before.items() if key not in after),
-    )
-
-
 def keepalive_interval(ttl_seconds: int | None) -> float | None:
     """Renew every ttl/3, and at least once a minute; None (never) for `ttl: never`."""
     if ttl_seconds is None:
@@ -115,16 +83,11 @@ def keepalive_interval(ttl_seconds: int | None) -> float | None:
     return max(1.0, min(ttl_seconds / 3, MAX_KEEPALIVE_SECONDS))
 
 
-def secret_values_of(plan: Plan, inventory: Inventory) -> dict[SecretSlot, str]:
-    return inventory.secret_values(plan.secret_slots, plan.namespace)
-
-
 @dataclass
 class _Applied:
     """What the environment is known to look like after the last cycle."""
 
-    plan: Plan | None  # None: unknown (a cycle failed): the next one reads the live state again
-    inventory: Inventory | None
+    inventory: Inventory | None  # None: unknown (a cycle failed): the next one reads the live state again
     secrets: dict[SecretSlot, str] = field(default_factory=dict)
 
 
@@ -137,10 +100,9 @@ class WatchResult:
 
 
 class _Watcher:
-    def __init__(self, request: WatchRequest, sink: LifecycleSink, clock: Clock) -> None:
+    def __init__(self, request: WatchRequest, events: Emitter, clock: Clock) -> None:
         self.request = request
         self.options = request.options
-        self.sink = sink
         self.clock = clock
         self.path = Path(request.file).absolute()
         self.env_id = check_id(request.env_id)
@@ -148,8 +110,9 @@ class _Watcher:
         self.spec = self._load()  # SpecError before touching the cluster
         draft = build_plan(self.spec, env_id=self.env_id)
         self.environment, self.namespace = draft.environment, draft.namespace
+        self.events = events.about(self.environment, self.namespace)
         self.ttl_seconds = draft.ttl_seconds
-        self.applied = _Applied(plan=None, inventory=None)
+        self.applied = _Applied(inventory=None)
         self.cycles = 0
         self.pending: tuple[ValidSpec, float] | None = None  # the newest valid edit, when it was noticed
         self.wake = anyio.Event()
@@ -190,10 +153,10 @@ class _Watcher:
             try:
                 spec = self._load()
             except SpecError as exc:
-                self.sink.emit(WatchSpecInvalid(str(self.request.file), tuple(str(p) for p in exc.problems)))
+                self.events.emit(WatchSpecInvalid(str(self.request.file), tuple(str(p) for p in exc.problems)))
                 continue
             except EnvspecError as exc:
-                self.sink.emit(WatchSpecInvalid(str(self.request.file), (exc.message,)))
+                self.events.emit(WatchSpecInvalid(str(self.request.file), (exc.message,)))
                 continue
             self.pending = (spec, noticed)
             if self.running_cycle is not None:
@@ -205,25 +168,31 @@ class _Watcher:
     def _build(self, spec: ValidSpec, secrets: Mapping[SecretSlot, str] | None) -> Plan:
         return build_plan(spec, env_id=self.env_id, secrets=secrets)
 
-    async def first_up(self) -> None:
-        """Bring the environment up with `up`'s own runner; a failure is reported, not fatal."""
-        built: list[Plan] = []
-
+    def _builder(self, spec: ValidSpec) -> PlanBuilder:
         def build(secrets: Mapping[SecretSlot, str] | None) -> Plan:
-            plan = self._build(self.spec, secrets)
-            built.append(plan)
-            return plan
+            return self._build(spec, secrets)
 
-        options = ApplyOptions(timeout_seconds=self.options.up_timeout_seconds)
+        return build
+
+    async def first_up(self, api: Any) -> None:
+        """Bring the environment up as `up` does; a failure is reported, not fatal."""
+        deadline = Deadline(self.options.up_timeout_seconds)
         try:
-            result = await up_environment(self.request.target, build, sink=self.sink, options=options)
+            prepared = await prepare(api, self._builder(self.spec), deadline=deadline)
+            result = await reconcile_and_execute(
+                api,
+                prepared,
+                events=self.events,
+                options=ApplyOptions(timeout_seconds=self.options.up_timeout_seconds),
+                deadline=deadline,
+                now=self.clock(),
+            )
         except EnvspecError as exc:
             if exc.exit_code == ExitCode.USER_ERROR:
                 raise  # e.g. the namespace belongs to someone else: no edit can fix that
-            self.sink.emit(WatchWarning(f"the first up failed: {exc.message}; the next edit retries"))
+            self.events.emit(WatchWarning(f"the first up failed: {exc.message}; the next edit retries"))
             return
-        plan = built[-1]
-        self.applied = _Applied(plan, result.inventory, secret_values_of(plan, result.inventory))
+        self.applied = _Applied(result.inventory, prepared.secrets)
 
     async def run_cycles(self, api: Any) -> None:
         """Apply the newest valid edit, one cycle at a time, for ever (until cancelled)."""
@@ -239,8 +208,8 @@ class _Watcher:
                 await self.cycle(api, spec, noticed)
             self.running_cycle = None
             if scope.cancelled_caught:  # watch_file cancelled it for a newer edit
-                self.applied = _Applied(None, None, self.applied.secrets)
-                self.sink.emit(
+                self.applied = _Applied(None, self.applied.secrets)
+                self.events.emit(
                     WatchCycle(
                         self.cycles, (), (), (), 0, time.monotonic() - noticed, False, "superseded by a newer edit"
                     )
@@ -249,7 +218,7 @@ class _Watcher:
     async def cycle(self, api: Any, spec: ValidSpec, noticed: float) -> None:
         draft = self._build(spec, None)
         if (draft.environment, draft.namespace) != (self.environment, self.namespace):
-            self.sink.emit(
+            self.events.emit(
                 WatchSpecInvalid(
                     str(self.request.file),
                     (
@@ -260,72 +229,62 @@ class _Watcher:
             )
             return
         self.ttl_seconds = draft.ttl_seconds
-        secrets = resolve_secrets(draft.secret_slots, self.applied.secrets)
-        plan = self._build(spec, secrets)
-        previous = self.applied.plan
-        intended = plan_changes(previous, plan) if previous is not None else PlanChanges()
-        if previous is not None and not intended:
-            return  # only comments or formatting changed: nothing to send, nothing to say
-        self.cycles += 1
+        build = self._builder(spec)
         deadline = Deadline(self.options.cycle_timeout_seconds)
-        redacting = RedactingSink(self.sink if self.options.cycle_details else _Discard(), secrets.values())
+        now = self.clock()
+        prepared: Prepared | None = None
+        changes: ChangeSet | None = None
+        if self.applied.inventory is not None:
+            # What the last cycle left is known: reconcile against it, without a request.
+            prepared = await prepare(
+                api, build, deadline=deadline, known_secrets=self.applied.secrets, inventory=self.applied.inventory
+            )
+            changes = reconcile(prepared.plan, prepared.inventory, now=now)
+            if not changes.changed:
+                return  # only comments or formatting changed: nothing to send, nothing to say
+        self.cycles += 1
+        details = self.events if self.options.cycle_details else self.events.silenced()
         try:
-            inventory = self.applied.inventory
-            if inventory is None:
-                inventory = await read_inventory(api, plan.environment, plan.namespace, deadline=deadline)
-                check_namespace_ownership(plan, inventory.namespace)
-                live = secret_values_of(plan, inventory)
-                secrets = resolve_secrets(plan.secret_slots, {**secrets, **live})  # live values win
-                plan = self._build(spec, secrets)
-            result = await apply_plan(
+            if prepared is None:
+                prepared = await prepare(api, build, deadline=deadline, known_secrets=self.applied.secrets)
+            result = await reconcile_and_execute(
                 api,
-                plan,
-                inventory,
-                sink=redacting,
+                prepared,
+                events=details,
                 options=ApplyOptions(timeout_seconds=self.options.cycle_timeout_seconds),
                 deadline=deadline,
-                now=self.clock(),
+                now=now,
+                changes=changes,
             )
-            await self._drop_stale_lease(api, plan, result, deadline)
         except EnvspecError as exc:
-            self.applied = _Applied(None, None, secrets)
+            self.applied = _Applied(None, prepared.secrets if prepared else self.applied.secrets)
             self.last_text = None  # saving the same text again retries
-            message = redacting.redact(exc.message)
-            seconds = time.monotonic() - noticed
-            self.sink.emit(
-                WatchCycle(self.cycles, intended.added, intended.changed, intended.removed, 0, seconds, False, message)
+            intended = changes or ChangeSet(self.environment, self.namespace, (), (), "", None)
+            self.events.emit(
+                WatchCycle(
+                    self.cycles,
+                    intended.refs("create"),
+                    intended.refs("configure"),
+                    tuple(p.ref for p in intended.prunes),
+                    0,
+                    time.monotonic() - noticed,
+                    False,
+                    exc.message,  # already masked by reconcile_and_execute
+                )
             )
             return
-        self.applied = _Applied(plan, result.inventory, secrets)
-        self.sink.emit(
+        self.applied = _Applied(result.inventory, prepared.secrets)
+        self.events.emit(
             WatchCycle(
                 cycle=self.cycles,
-                created=_refs(result, "created"),
-                configured=_refs(result, "configured"),
+                created=result.refs("created"),
+                configured=result.refs("configured"),
                 pruned=tuple(result.pruned),
                 writes=result.writes,
                 seconds=time.monotonic() - noticed,
                 ok=True,
             )
         )
-
-    async def _drop_stale_lease(self, api: Any, plan: Plan, result: ApplyResult, deadline: Deadline) -> None:
-        """After an edit to `ttl: never`, remove an expiry that keep-alive or extend wrote earlier.
-
-        `up` stops applying the expiry then, but annotations written by another field
-        manager stay, and kube-janitor would still act on `janitor/expires`.
-        """
-        namespace = result.inventory.namespace or {}
-        annotations = (namespace.get("metadata") or {}).get("annotations") or {}
-        if plan.ttl_seconds is not None or not (
-            EXPIRES_AT_ANNOTATION in annotations or JANITOR_EXPIRES_ANNOTATION in annotations
-        ):
-            return
-        patch = {"metadata": {"annotations": {EXPIRES_AT_ANNOTATION: None, JANITOR_EXPIRES_ANNOTATION: None}}}
-        stored = await merge_patch_namespace(
-            api, plan.namespace, patch, deadline=deadline, doing=f"removing the expiry of namespace/{plan.namespace}"
-        )
-        result.inventory.namespace = stored
 
     # ------------------------------------------------------------ keep-alive
 
@@ -342,12 +301,12 @@ class _Watcher:
                     self.ttl_seconds,
                     clock=self.clock,
                     deadline=Deadline(REQUEST_DEADLINE_SECONDS),
-                    sink=self.sink,
+                    events=self.events,
                 )
             except EnvspecError as exc:
-                self.sink.emit(WatchWarning(f"keep-alive: {exc.message}"))
+                self.events.emit(WatchWarning(f"keep-alive: {exc.message}"))
                 # Something happened to the namespace: the next edit starts from what is live.
-                self.applied = _Applied(None, None, self.applied.secrets)
+                self.applied = _Applied(None, self.applied.secrets)
 
     # ------------------------------------------------------------ the whole watch
 
@@ -365,8 +324,8 @@ class _Watcher:
                 async with connect(self.request.target) as api:  # unreachable: fail now, exit 3
                     # Watching starts before the first up, so an edit made meanwhile is not lost.
                     await group.start(self.watch_file)
-                    await self.first_up()
-                    self.sink.emit(WatchStarted(str(self.request.file), self.environment, self.namespace))
+                    await self.first_up(api)
+                    self.events.emit(WatchStarted(str(self.request.file), self.environment, self.namespace))
                     group.start_soon(self.keep_alive, api)
                     await self.run_cycles(api)
             finally:
@@ -377,40 +336,14 @@ class _Watcher:
         if self.options.down_on_exit:
             ref = EnvironmentRef(self.environment, self.namespace)
             deadline = Deadline(self.options.up_timeout_seconds)
-            await down_environment(self.request.target, ref, sink=self.sink, wait=True, deadline=deadline)
+            await down(self.request.target, ref, events=self.events, wait=True, deadline=deadline)
             taken_down = True
-        self.sink.emit(WatchStopped(self.environment, self.namespace, taken_down))
+        self.events.emit(WatchStopped(self.environment, self.namespace, taken_down))
         return WatchResult(self.environment, self.namespace, self.cycles, taken_down)
 
 
-class _Discard:
-    """A sink for the per-object events of a cycle when only the cycle's line is wanted."""
-
-    def emit(self, event: object) -> None:
-        pass
-
-
-def _refs(result: ApplyResult, action: str) -> tuple[str, ...]:
-    return tuple(ref for ref, done in result.actions.items() if done == action)
-
-
-async def watch_environment(
-    request: WatchRequest, sink: LifecycleSink, *, clock: Clock, stop: anyio.Event
-) -> WatchResult:
-    """Bring the environment up and reapply it on every edit until `stop` is set."""
+async def watch(request: WatchRequest, *, events: Emitter, clock: Clock, stop: anyio.Event) -> WatchResult:
+    """`envspec watch`: bring the environment up and reapply it on every edit until `stop` is set."""
     if request.file == "-":
         raise EnvspecError("watch needs a spec file to watch, not standard input")
-    return await _Watcher(request, sink, clock).run(stop)
-
-
-def watch(request: WatchRequest, sink: LifecycleSink, *, clock: Clock) -> WatchResult:
-    """`envspec watch`: until SIGINT/SIGTERM; the one `anyio.run` of the command."""
-
-    async def main() -> WatchResult:
-        async with graceful_stop() as stop:
-            result = await watch_environment(request, sink, clock=clock, stop=stop.requested)
-        if stop.forced:
-            raise KeyboardInterrupt
-        return result
-
-    return anyio.run(main)
+    return await _Watcher(request, events, clock).run(stop)

@@ -1,11 +1,16 @@
-"""`envspec diff`: what `up` would change, object by object, without changing anything.
+"""`diff`: the change set `up` would execute, with dry-run detail, changing nothing.
 
-Each planned object is server-side applied with `dryRun=All` (the API server runs
-defaulting and admission, so a quota or validation error shows here too) and the
-result is compared with the live object, both cleaned of what the server manages
+The change set comes from the same `prepare` and `reconcile` as `up`. For the
+detail, each planned object is server-side applied with `dryRun=All` (the API
+server runs defaulting and admission, so a quota or validation error shows here
+too) and compared with the live object, both cleaned of what the server manages
 (managedFields, resourceVersion, uid, timestamps, generation, status) and of the
 annotations envspec stamps on every run (hash, lease). Secret values are never
 shown: only whether each key would change.
+
+A live object whose hash matches but whose content differs (edited by hand) is
+shown as an update with the reason "drifted": `up` does not send it (its hash
+matches); change the spec, or delete the object, to have it reapplied.
 """
 
 from __future__ import annotations
@@ -16,26 +21,22 @@ import difflib
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import anyio
 from ruamel.yaml import YAML
 
-from envspec.apply import (
-    LEASE_ANNOTATIONS,
-    Inventory,
-    PlanBuilder,
-    belongs_to,
-    key_of,
-    read_inventory,
-    ref_of,
-    resolve_secrets,
-)
+from envspec.inventory import Inventory
 from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
 from envspec.kube.ssa import get_object, resolve_type, server_side_apply
 from envspec.kube.wait import task_group
-from envspec.plan import OBJECT_HASH_ANNOTATION, Plan, PlannedObject
+from envspec.meta import LEASE_ANNOTATIONS, OBJECT_HASH_ANNOTATION
+from envspec.operations.spec import PlanBuilder
+from envspec.operations.up import prepare
+from envspec.reconcile import Change as PlannedChange
+from envspec.reconcile import ChangeSet, reconcile
 
 Json = dict[str, Any]
 Change = Literal["create", "update", "prune"]
@@ -54,6 +55,7 @@ class ObjectDiff:
     namespace: str | None
     change: Change
     text: str  # unified diff (create/update) or empty (prune)
+    reason: str = ""  # the change set's reason; for an update `up` would not send, why it shows
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class DiffResult:
     environment: str
     namespace: str
     differences: tuple[ObjectDiff, ...]
+    changes: ChangeSet | None = None  # what up would execute
 
     @property
     def changed(self) -> bool:
@@ -131,70 +134,43 @@ def object_diff(ref: str, live: Json | None, planned: Json | None) -> str:
     return "".join(lines)
 
 
-async def diff_environment(target: ClusterTarget, build: PlanBuilder, *, deadline: Deadline) -> DiffResult:
-    draft = build(None)
+async def diff(
+    target: ClusterTarget, build: PlanBuilder, *, deadline: Deadline, now: datetime | None = None
+) -> DiffResult:
+    """`envspec diff`: the change set of `up`, each object with its dry-run detail."""
     async with connect(target) as api:
-        inventory = await read_inventory(api, draft.environment, draft.namespace, deadline=deadline)
-        live_values = inventory.secret_values(draft.secret_slots, draft.namespace)
-        plan = build(resolve_secrets(draft.secret_slots, live_values))
-        differences = await _differences(api, plan, inventory, deadline)
-    pruned = [
-        ObjectDiff(ref_of(obj), (obj.get("metadata") or {}).get("namespace"), "prune", "")
-        for key, obj in sorted(inventory.objects.items(), key=lambda kv: str(kv[0]))
-        if key not in {key_of(o.manifest) for o in plan.objects} and belongs_to(obj, plan.environment)
-    ]
-    return DiffResult(plan.environment, plan.namespace, (*differences, *pruned))
+        prepared = await prepare(api, build, deadline=deadline)
+        changes = reconcile(prepared.plan, prepared.inventory, now=now or datetime.now(UTC))
+        differences = await _differences(api, changes, prepared.inventory, deadline)
+    pruned = [ObjectDiff(p.ref, p.namespace, "prune", "", p.reason) for p in changes.prunes]
+    return DiffResult(changes.environment, changes.namespace, (*differences, *pruned), changes)
 
 
-async def _differences(api: Any, plan: Plan, inventory: Inventory, deadline: Deadline) -> list[ObjectDiff]:
+async def _differences(api: Any, changes: ChangeSet, inventory: Inventory, deadline: Deadline) -> list[ObjectDiff]:
+    namespace_exists = inventory.namespace is not None
     found: dict[int, ObjectDiff] = {}
     limiter = anyio.CapacityLimiter(DRY_RUN_CONCURRENCY)
-    namespace_exists = inventory.namespace is not None
+    planned = list(changes.changes())
 
-    async def compare(index: int, obj: PlannedObject) -> None:
+    async def compare(index: int, change: PlannedChange) -> None:
+        obj = change.obj
         rtype = await resolve_type(api, obj.api_version, obj.kind, deadline=deadline)
         async with limiter:
-            live = inventory.get(key_of(obj.manifest))
+            live = inventory.get(change.key)
             if live is None and namespace_exists:
                 # Not labelled for this environment, yet maybe there: up would take it over.
                 live = await get_object(api, rtype, obj.name, obj.namespace, deadline=deadline)
             if namespace_exists or not rtype.namespaced:
-                planned = await server_side_apply(api, rtype, obj.manifest, deadline=deadline, dry_run=True)
+                after = await server_side_apply(api, rtype, obj.manifest, deadline=deadline, dry_run=True)
             else:
-                planned = obj.manifest  # a dry run inside a namespace that does not exist yet fails
-        text = object_diff(obj.ref, live, planned)
+                after = obj.manifest  # a dry run inside a namespace that does not exist yet fails
+        text = object_diff(obj.ref, live, after)
         if text:
-            found[index] = ObjectDiff(obj.ref, obj.namespace, "create" if live is None else "update", text)
+            kind: Change = "create" if live is None else "update"
+            reason = change.reason if change.kind != "unchanged" else "drifted: the live object was changed by hand"
+            found[index] = ObjectDiff(obj.ref, obj.namespace, kind, text, reason)
 
     async with task_group() as group:
-        for index, obj in enumerate(plan.objects):
-            group.start_soon(compare, index, obj)
+        for index, change in enumerate(planned):
+            group.start_soon(compare, index, change)
     return [found[i] for i in sorted(found)]
-
-
-def render_diff(result: DiffResult) -> str:
-    if not result.changed:
-        return f"no differences: environment {result.environment} (namespace {result.namespace}) matches the spec"
-    parts: list[str] = []
-    for difference in result.differences:
-        where = f" in {difference.namespace}" if difference.namespace else ""
-        if difference.change == "prune":
-            parts.append(f"- {difference.ref}{where} would be pruned\n")
-        else:
-            verb = "created" if difference.change == "create" else "changed"
-            parts.append(f"{'+' if difference.change == 'create' else '~'} {difference.ref}{where} would be {verb}\n")
-            parts.append(difference.text)
-    summary = (
-        f"{len(result.differences)} difference(s): {result.count('create')} to create, "
-        f"{result.count('update')} to change, {result.count('prune')} to prune"
-    )
-    return "".join(parts) + summary
-
-
-def diff(target: ClusterTarget, build: PlanBuilder, *, timeout_seconds: float) -> DiffResult:
-    """`envspec diff`: the one `anyio.run` of the command."""
-
-    async def main() -> DiffResult:
-        return await diff_environment(target, build, deadline=Deadline(timeout_seconds))
-
-    return anyio.run(main)

@@ -1,4 +1,4 @@
-"""`envspec gc`: delete the environments whose expiry has passed.
+"""`gc`: delete the environments whose expiry has passed.
 
 A sweep is one paginated list of the namespaces labelled
 `app.kubernetes.io/managed-by=envspec`, a pure decision per namespace (`expiry.judge`),
@@ -21,17 +21,14 @@ from typing import Any
 import anyio
 
 from envspec.errors import ClusterError, EnvspecError
-from envspec.events import GcDeleted, GcDeleteFailed, GcSkipped, GcStuck, GcSweepFailed, GcSweepFinished
+from envspec.events import Emitter, GcDeleted, GcDeleteFailed, GcSkipped, GcStuck, GcSweepFailed, GcSweepFinished
 from envspec.kube import kinds
 from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
-from envspec.kube.environments import MANAGED_SELECTOR
-from envspec.kube.ssa import list_objects
+from envspec.kube.ssa import ChangedSinceRead, delete_object, list_objects
 from envspec.kube.wait import task_group
-from envspec.lifecycle.expiry import DEFAULT_STUCK_AFTER_SECONDS, Action, Clock, Verdict, format_instant, judge
-from envspec.lifecycle.output import LifecycleSink
-from envspec.lifecycle.requests import ChangedSinceListed, delete_namespace_if_unchanged
-from envspec.lifecycle.signals import graceful_stop
+from envspec.lifecycle.expiry import DEFAULT_STUCK_AFTER_SECONDS, Action, Clock, Verdict, judge
+from envspec.meta import MANAGED_SELECTOR, format_instant
 
 DEFAULT_INTERVAL_SECONDS = 30  # as kube-janitor
 # Requests of one sweep (list, deletes, their retries) share this deadline, so a sweep
@@ -62,7 +59,7 @@ class SweepReport:
         return sum(1 for v in self.verdicts if v.action in actions)
 
 
-async def sweep(api: Any, *, clock: Clock, sink: LifecycleSink, options: GcOptions = GcOptions()) -> SweepReport:
+async def sweep(api: Any, *, clock: Clock, events: Emitter, options: GcOptions = GcOptions()) -> SweepReport:
     """One sweep; raises ClusterError only when the namespaces cannot be listed.
 
     A delete that fails is reported (GcDeleteFailed) and counted, and the sweep goes on.
@@ -79,28 +76,28 @@ async def sweep(api: Any, *, clock: Clock, sink: LifecycleSink, options: GcOptio
     )
     for verdict in report.verdicts:
         if verdict.action in (Action.MISSING, Action.INVALID):
-            sink.emit(GcSkipped(verdict.namespace, verdict.environment, verdict.reason))
+            events.emit(GcSkipped(verdict.namespace, verdict.environment, verdict.reason))
         elif verdict.action is Action.STUCK:
-            sink.emit(
+            events.emit(
                 GcStuck(verdict.namespace, verdict.environment, verdict.terminating_seconds or 0.0, verdict.blockers)
             )
     expired = [v for v in report.verdicts if v.action is Action.DELETE]
     if options.dry_run:
         for verdict in expired:
-            _report_deleted(sink, verdict, dry_run=True)
+            _report_deleted(events, verdict, dry_run=True)
             report.deleted.append(verdict.namespace)
     else:
         limiter = anyio.CapacityLimiter(max(1, options.concurrency))
 
         async def delete(verdict: Verdict) -> None:
             async with limiter:
-                await _delete_expired(api, verdict, report, sink, deadline)
+                await _delete_expired(api, verdict, report, events, deadline)
 
         async with task_group() as group:
             for verdict in expired:
                 group.start_soon(delete, verdict)
     report.seconds = time.monotonic() - started
-    sink.emit(
+    events.emit(
         GcSweepFinished(
             examined=len(report.verdicts),
             deleted=len(report.deleted),
@@ -117,16 +114,23 @@ async def sweep(api: Any, *, clock: Clock, sink: LifecycleSink, options: GcOptio
     return report
 
 
-async def _delete_expired(
-    api: Any, verdict: Verdict, report: SweepReport, sink: LifecycleSink, deadline: Deadline
-) -> None:
+async def _delete_expired(api: Any, verdict: Verdict, report: SweepReport, events: Emitter, deadline: Deadline) -> None:
     try:
-        await delete_namespace_if_unchanged(
-            api, verdict.namespace, uid=verdict.uid, resource_version=verdict.resource_version, deadline=deadline
+        # The preconditions make the API server refuse (409) a namespace recreated under the
+        # same name (uid) or modified since it was listed (resourceVersion): an `extend`
+        # that lands between gc's list and its delete wins.
+        await delete_object(
+            api,
+            kinds.NAMESPACE,
+            verdict.namespace,
+            None,
+            deadline=deadline,
+            uid=verdict.uid,
+            resource_version=verdict.resource_version,
         )
-    except ChangedSinceListed:
+    except ChangedSinceRead:
         report.changed.append(verdict.namespace)
-        sink.emit(
+        events.emit(
             GcSkipped(
                 verdict.namespace,
                 verdict.environment,
@@ -136,16 +140,16 @@ async def _delete_expired(
         return
     except EnvspecError as exc:
         report.failed[verdict.namespace] = exc.message
-        sink.emit(GcDeleteFailed(verdict.namespace, verdict.environment, exc.message))
+        events.emit(GcDeleteFailed(verdict.namespace, verdict.environment, exc.message))
         return
     # Already gone (404) counts as deleted: the environment is gone either way.
     report.deleted.append(verdict.namespace)
-    _report_deleted(sink, verdict, dry_run=False)
+    _report_deleted(events, verdict, dry_run=False)
 
 
-def _report_deleted(sink: LifecycleSink, verdict: Verdict, *, dry_run: bool) -> None:
+def _report_deleted(events: Emitter, verdict: Verdict, *, dry_run: bool) -> None:
     assert verdict.expires_at is not None  # only DELETE verdicts get here
-    sink.emit(
+    events.emit(
         GcDeleted(
             namespace=verdict.namespace,
             environment=verdict.environment,
@@ -157,25 +161,23 @@ def _report_deleted(sink: LifecycleSink, verdict: Verdict, *, dry_run: bool) -> 
     )
 
 
-async def run_once(
-    target: ClusterTarget, *, clock: Clock, sink: LifecycleSink, options: GcOptions = GcOptions()
-) -> SweepReport:
+async def gc(target: ClusterTarget, *, clock: Clock, events: Emitter, options: GcOptions = GcOptions()) -> SweepReport:
     """`envspec gc`: one sweep; ClusterError when it could not list, or when any delete failed."""
     async with connect(target) as api:
-        report = await sweep(api, clock=clock, sink=sink, options=options)
+        report = await sweep(api, clock=clock, events=events, options=options)
     if report.failed:
         count = len(report.failed)
         raise ClusterError(f"{count} expired environment{'s' if count != 1 else ''} could not be deleted")
     return report
 
 
-async def run_loop(
+async def gc_loop(
     target: ClusterTarget,
     *,
     interval_seconds: float,
     stop: anyio.Event,
     clock: Clock,
-    sink: LifecycleSink,
+    events: Emitter,
     options: GcOptions = GcOptions(),
 ) -> int:
     """`envspec gc --loop`: sweep every `interval_seconds` until `stop` is set; the number of sweeps run.
@@ -191,51 +193,12 @@ async def run_loop(
             try:
                 if api is None:
                     api = await stack.enter_async_context(connect(target))
-                await sweep(api, clock=clock, sink=sink, options=options)
+                await sweep(api, clock=clock, events=events, options=options)
             except EnvspecError as exc:
-                sink.emit(GcSweepFailed(exc.message, interval_seconds))
+                events.emit(GcSweepFailed(exc.message, interval_seconds))
             except Exception as exc:  # a janitor that dies on one odd answer deletes nothing any more
-                sink.emit(GcSweepFailed(f"unexpected error: {type(exc).__name__}: {exc}", interval_seconds))
+                events.emit(GcSweepFailed(f"unexpected error: {type(exc).__name__}: {exc}", interval_seconds))
             sweeps += 1
             with anyio.move_on_after(interval_seconds):
                 await stop.wait()
     return sweeps
-
-
-# ---------------------------------------------------------------- command entry point
-
-
-@dataclass(frozen=True)
-class GcRequest:
-    """What `envspec gc` was asked to do."""
-
-    target: ClusterTarget
-    options: GcOptions
-    loop: bool = False
-    interval_seconds: float = DEFAULT_INTERVAL_SECONDS
-
-
-def collect_garbage(request: GcRequest, sink: LifecycleSink, *, clock: Clock) -> None:
-    """`envspec gc`: one sweep, or sweeps until SIGINT/SIGTERM with `loop`; the one `anyio.run`.
-
-    A loop stopped by a signal ends normally (exit 0) after the sweep under way; a
-    second signal stops it at once (KeyboardInterrupt: exit 130).
-    """
-
-    async def main() -> None:
-        if not request.loop:
-            await run_once(request.target, clock=clock, sink=sink, options=request.options)
-            return
-        async with graceful_stop() as stop:
-            await run_loop(
-                request.target,
-                interval_seconds=request.interval_seconds,
-                stop=stop.requested,
-                clock=clock,
-                sink=sink,
-                options=request.options,
-            )
-        if stop.forced:
-            raise KeyboardInterrupt
-
-    anyio.run(main)

@@ -1,0 +1,38 @@
+"""From a spec file (or an environment name) to what an operation acts on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from envspec.operations.environments import EnvironmentRef
+from envspec.pipeline import build_plan, check_id, identity, load_spec
+from envspec.plan import Plan, SecretSlot
+
+PlanBuilder = Callable[[Mapping[SecretSlot, str] | None], Plan]
+"""Compiles the plan with the given secret values (None: placeholders, to learn names)."""
+
+
+def plan_builder(
+    file: str, env_id: str | None, environ: Mapping[str, str], *, stdin_text: str | None = None
+) -> PlanBuilder:
+    """Load and validate the spec now (SpecError before any cluster access); compile on demand."""
+    spec = load_spec(file, environ, stdin_text=stdin_text)
+    checked_id = check_id(env_id)
+
+    def build(secrets: Mapping[SecretSlot, str] | None) -> Plan:
+        return build_plan(spec, env_id=checked_id, secrets=secrets)
+
+    return build
+
+
+def environment_ref(
+    file: str, name: str | None, env_id: str | None, environ: Mapping[str, str], *, with_plan: bool = False
+) -> EnvironmentRef:
+    """The environment `down`/`status`/`extend` mean: `--name` (label value, optionally `-<id>`), else the spec's."""
+    checked_id = check_id(env_id)
+    if name is not None:
+        return EnvironmentRef(f"{name}-{checked_id}" if checked_id else name)
+    spec = load_spec(file, environ)
+    names = identity(spec, checked_id)
+    plan = build_plan(spec, env_id=checked_id) if with_plan else None
+    return EnvironmentRef(names.environment, names.namespace, plan)
