@@ -30,9 +30,13 @@ test: install lint
 unit: install
 	$(BIN)/pytest -m "not cluster" $(PYTEST_ARGS)
 
+# ruff (lint and format), mypy --strict over the package, the tests and the benchmarks,
+# and the import contracts of pyproject.toml (an import against the layers fails).
 lint: install
 	$(BIN)/ruff check envspec tests bench
-	$(BIN)/mypy --strict envspec
+	$(BIN)/ruff format --check envspec tests bench
+	$(BIN)/mypy --strict envspec tests bench
+	$(BIN)/lint-imports
 
 # Regenerate the committed JSON Schema from the model.
 schema: install

@@ -1,7 +1,8 @@
-"""What is live: the objects of one environment on the cluster, read in one go.
+"""What is live: the objects of one environment on the cluster, as data. Pure.
 
-The reconcile step compares a plan with an `Inventory`; the runner keeps it up to
-date as it writes, so `watch` can reconcile its next cycle without listing again.
+`envspec.operations.live.read_inventory` fills it in one go; the reconcile step
+compares a plan with it; the runner keeps it up to date as it writes, so `watch`
+can reconcile its next cycle without listing again.
 """
 
 from __future__ import annotations
@@ -12,11 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from envspec.kube import kinds
-from envspec.kube.deadline import Deadline
-from envspec.kube.ssa import get_object, list_objects
-from envspec.kube.wait import task_group
-from envspec.meta import ObjectKey, belongs_to, environment_selector, key_of
+from envspec.meta import ObjectKey, key_of
 from envspec.plan import SecretSlot
 
 Json = dict[str, Any]
@@ -62,30 +59,3 @@ class Inventory:
             except (binascii.Error, UnicodeDecodeError):
                 continue  # not ours to interpret: regenerate
         return values
-
-
-async def read_inventory(
-    api: Any, environment: str, namespace: str, *, deadline: Deadline, extra_types: Iterable[kinds.ResourceType] = ()
-) -> Inventory:
-    """The namespace (whatever its labels) and every object labelled for `environment`.
-
-    One list per kind envspec manages, concurrently: the namespaced kinds only when
-    the namespace exists.
-    """
-    inventory = Inventory()
-    inventory.namespace = await get_object(api, kinds.NAMESPACE, namespace, None, deadline=deadline)
-    types = {t for t in [*kinds.MANAGED_KINDS.values(), *extra_types] if t.kind != "Namespace"}
-    if inventory.namespace is None:
-        types = {t for t in types if not t.namespaced}
-    selector = environment_selector(environment)
-
-    async def collect(rtype: kinds.ResourceType) -> None:
-        listing = await list_objects(api, rtype, namespace, deadline=deadline, label_selector=selector)
-        for item in listing.items:
-            if belongs_to(item, environment):
-                inventory.objects[key_of(item)] = item
-
-    async with task_group() as group:
-        for rtype in sorted(types, key=lambda t: t.plural):
-            group.start_soon(collect, rtype)
-    return inventory

@@ -15,14 +15,16 @@ from envspec.events import (
     ObjectProgress,
     ObjectReady,
     Pruned,
+    Sink,
     Summary,
     WaveFinished,
     WaveStarted,
     envelope_to_dict,
     event_name,
 )
-from envspec.present import format_expiry, format_seconds, format_span
-from envspec.sinks import JsonLinesSink, Recorder, Sink, TerminalSink
+from envspec.meta import format_span
+from envspec.present import format_expiry, format_seconds
+from envspec.sinks import JsonLinesSink, Recorder, TerminalSink
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

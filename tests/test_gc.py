@@ -351,7 +351,10 @@ def test_gc_command_one_shot_table_and_json(kube_cluster: ClusterInfo, namespace
     assert {"event": "gc_deleted", "namespace": expired}.items() <= next(
         r for r in records if r.get("namespace") == expired
     ).items()
-    assert records[-1]["event"] == "gc_sweep_finished"
+    assert [r["event"] for r in records[-2:]] == ["gc_sweep_finished", "operation_finished"]
+    assert records[-1]["ok"] is True and records[-1]["exit_code"] == 0
+    assert records[0]["event"] == "operation_started"
+    assert len({r["operation_id"] for r in records}) == 1 and {r["operation"] for r in records} == {"gc"}
 
 
 @pytest.mark.cluster
@@ -448,7 +451,7 @@ def test_extend_pushes_both_expiry_annotations_to_now_plus_ttl(
     annotations = namespaces.existing()[name]["metadata"]["annotations"]
     assert annotations[EXPIRES_AT_ANNOTATION] == "2031-05-06T09:08:09Z"
     assert annotations[JANITOR_EXPIRES_ANNOTATION] == "2031-05-06T09:08:09Z"
-    assert log.of_type(LeaseRenewed) == [LeaseRenewed(name, "2031-05-06T09:08:09Z")]
+    assert log.of_type(LeaseRenewed) == [LeaseRenewed(name, "2031-05-06T09:08:09Z", "2020-01-01T00:00:00Z")]
 
     # Without --ttl: the environment's own ttl (envspec.dev/ttl: 1h).
     anyio.run(

@@ -17,6 +17,7 @@ from envspec.events import (
     GcSweepFinished,
     LeaseRenewed,
     ObjectApplied,
+    Sink,
     WatchCycle,
     WatchSpecInvalid,
 )
@@ -34,7 +35,7 @@ from envspec.meta import (
 from envspec.meta import parse_instant as parse_expiry
 from envspec.operations.watch import keepalive_interval
 from envspec.present import cycle_text, lease_text, sweep_summary
-from envspec.sinks import JsonLinesSink, Sink, TerminalSink
+from envspec.sinks import JsonLinesSink, TerminalSink
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

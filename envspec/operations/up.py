@@ -14,9 +14,10 @@ from typing import Any
 
 from envspec.errors import EnvspecError
 from envspec.events import Emitter
-from envspec.inventory import Inventory, read_inventory
+from envspec.inventory import Inventory
 from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
+from envspec.operations.live import read_inventory
 from envspec.operations.spec import PlanBuilder
 from envspec.plan import Plan, SecretSlot
 from envspec.reconcile import ChangeSet, check_namespace_ownership, reconcile, resolve_secrets

@@ -1,0 +1,40 @@
+"""Reading what is live: an environment's namespace and every object labelled for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from envspec.inventory import Inventory
+from envspec.kube import kinds
+from envspec.kube.deadline import Deadline
+from envspec.kube.ssa import get_object, list_objects
+from envspec.kube.wait import task_group
+from envspec.meta import belongs_to, environment_selector, key_of
+
+
+async def read_inventory(
+    api: Any, environment: str, namespace: str, *, deadline: Deadline, extra_types: Iterable[kinds.ResourceType] = ()
+) -> Inventory:
+    """The namespace (whatever its labels) and every object labelled for `environment`.
+
+    One list per kind envspec manages, concurrently: the namespaced kinds only when
+    the namespace exists.
+    """
+    inventory = Inventory()
+    inventory.namespace = await get_object(api, kinds.NAMESPACE, namespace, None, deadline=deadline)
+    types = {t for t in [*kinds.MANAGED_KINDS.values(), *extra_types] if t.kind != "Namespace"}
+    if inventory.namespace is None:
+        types = {t for t in types if not t.namespaced}
+    selector = environment_selector(environment)
+
+    async def collect(rtype: kinds.ResourceType) -> None:
+        listing = await list_objects(api, rtype, namespace, deadline=deadline, label_selector=selector)
+        for item in listing.items:
+            if belongs_to(item, environment):
+                inventory.objects[key_of(item)] = item
+
+    async with task_group() as group:
+        for rtype in sorted(types, key=lambda t: t.plural):
+            group.start_soon(collect, rtype)
+    return inventory
