@@ -57,12 +57,8 @@ class LazyGroup(click.Group):
         # same when driven by other click tooling (CliRunner in the tests, for one).
         try:
             return super().invoke(ctx)
-        except SpecError as exc:
-            click.echo(exc.message, err=True)
-            ctx.exit(exc.exit_code)
         except EnvspecError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            ctx.exit(exc.exit_code)
+            ctx.exit(report_user_error(exc))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from COMMANDS so `envspec --help` imports nothing heavy.
@@ -70,6 +66,12 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def report_user_error(exc: EnvspecError) -> int:
+    """Print a user error the one way envspec prints them; its exit code."""
+    click.echo(exc.message if isinstance(exc, SpecError) else f"error: {exc.message}", err=True)
+    return int(exc.exit_code)
 
 
 def _module_exists(module: str) -> bool:
@@ -120,12 +122,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)
-    except SpecError as exc:
-        click.echo(exc.message, err=True)
-        sys.exit(exc.exit_code)
-    except EnvspecError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(exc.exit_code)
+    except EnvspecError as exc:  # raised outside a command (while resolving one, say)
+        sys.exit(report_user_error(exc))
     except BrokenPipeError:
         # `envspec render | head`: the reader left; not an error of ours.
         sys.stderr.close()
