@@ -7,6 +7,7 @@ stream as each test scripts it. The client is envspec's own (`connect` + kr8s).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime
@@ -20,9 +21,9 @@ from envspec.errors import ClusterError
 from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
 from envspec.kube.logs import (
-    ContainerNotStarted,
     LogCursor,
     LogLine,
+    LogsUnavailable,
     job_pods,
     parse_log_line,
     parse_timestamp,
@@ -169,11 +170,18 @@ def test_retrying_stops_at_the_deadline(tmp_path: Path) -> None:
         read_all(server, tmp_path, deadline=Deadline(0))
 
 
-def test_a_container_waiting_to_start_is_said_so(tmp_path: Path) -> None:
-    message = 'container "t" in pod "p" is waiting to start: ContainerCreating'
+@pytest.mark.parametrize(
+    "message",
+    [
+        'container "t" in pod "p" is waiting to start: ContainerCreating',
+        'no logs found for container "t" in pod "ns/p"',  # kwok's kubelet without log files
+    ],
+)
+def test_a_container_without_a_log_is_said_so_with_the_server_message(tmp_path: Path, message: str) -> None:
     server = LogServer(RECORDED, [Answer(status=400, message=message)])
-    with pytest.raises(ContainerNotStarted, match="is waiting to start: ContainerCreating"):
+    with pytest.raises(LogsUnavailable, match=re.escape(message)):
         read_all(server, tmp_path)
+    assert len(server.requests) == 1  # not retried: the caller decides from the pod's state
 
 
 def test_a_pod_that_does_not_exist_is_an_error(tmp_path: Path) -> None:

@@ -80,8 +80,14 @@ class LogLine:
         return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
 
 
-class ContainerNotStarted(ClusterError):
-    """The container has no log yet: it is waiting to start (pulling, being created, or cannot start)."""
+class LogsUnavailable(ClusterError):
+    """The API server has no log for the container (HTTP 400).
+
+    Either the container has not started yet (`... is waiting to start:
+    ContainerCreating`), or no log was kept for it (`no logs found for container`:
+    kwok's kubelet, without log files configured). The caller knows which from the
+    pod's container state.
+    """
 
 
 def parse_timestamp(text: str) -> int | None:
@@ -215,9 +221,10 @@ async def stream_log(
 
     With `follow`, the stream is resumed whenever it breaks or ends while the
     container still runs, and ends when the container has terminated or the pod is
-    gone. Raises `ContainerNotStarted` when the container has no log yet,
-    `ClusterError` for a pod that does not exist, a refused request, or a stream
-    that cannot be re-opened before `deadline`.
+    gone. Raises `LogsUnavailable` when the container has no log (not started yet,
+    or none kept), `ClusterError` for a pod that does not exist, a refused request,
+    or a stream that cannot be re-opened before `deadline` (which bounds retrying
+    only: a healthy stream lasts as long as the container).
     """
     doing = f"reading the log of pod/{pod} in {namespace}" + (f" (container {container})" if container else "")
     cursor = LogCursor()
@@ -268,7 +275,7 @@ async def stream_log(
             if code == 404 and opened:
                 return  # the pod was deleted while its log was read: nothing more will come
             if code == 400:
-                raise ContainerNotStarted(f"{doing}: API server says: {server_message(exc)}") from exc
+                raise LogsUnavailable(f"{doing}: API server says: {server_message(exc)}") from exc
             if not is_transient(code):
                 raise ClusterError(f"{doing}: API server says: {server_message(exc)}") from exc
             failures += 1
