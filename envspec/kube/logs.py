@@ -48,10 +48,9 @@ from envspec.kube.ssa import (
 
 Json = dict[str, Any]
 
-# The labels the Job controller puts on its pods (the short one is the pre-1.27 name,
-# still set alongside).
+# The label the Job controller puts on its pods (since 1.27, beside the older `job-name`;
+# envspec supports 1.28 and later).
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-LEGACY_JOB_NAME_LABEL = "job-name"
 
 # A follow stream that has been silent this long is re-opened (from where it was):
 # cheaper than trusting a connection that may be half-open. Quiet tests cost one
@@ -309,9 +308,9 @@ async def _pause(doing: str, reason: str, failures: int, deadline: Deadline, ret
     await anyio.sleep(delay)
 
 
-def job_pod_selector(job: str, *, legacy: bool = False) -> str:
+def job_pod_selector(job: str) -> str:
     """The label selector of the pods of Job `job`."""
-    return f"{LEGACY_JOB_NAME_LABEL if legacy else JOB_NAME_LABEL}={job}"
+    return f"{JOB_NAME_LABEL}={job}"
 
 
 async def job_pods(api: Any, job: str, namespace: str, *, deadline: Deadline, job_uid: str | None = None) -> list[Json]:
@@ -320,11 +319,6 @@ async def job_pods(api: Any, job: str, namespace: str, *, deadline: Deadline, jo
     `job_uid` tells apart the pods of a same-named Job that was deleted and created again.
     """
     pods = (await list_objects(api, POD, namespace, deadline=deadline, label_selector=job_pod_selector(job))).items
-    if not pods:  # an API server older than 1.27 sets only the short label
-        listing = await list_objects(
-            api, POD, namespace, deadline=deadline, label_selector=job_pod_selector(job, legacy=True)
-        )
-        pods = listing.items
     if job_uid is not None:
         pods = [
             pod
