@@ -268,7 +268,10 @@ def test_malformed_requests_get_every_reason_with_its_path(
     assert problems_of(fields) == expected
 
 
-NAME_RULE = "cannot name an environment: use 1-40 lower-case letters, digits and '-', starting and ending with a letter or digit"
+NAME_RULE = (
+    "cannot name an environment: use 1-40 lower-case letters, digits and '-', "
+    "starting and ending with a letter or digit"
+)
 
 
 @pytest.mark.parametrize("execution_id", ["Test_001", "-x", "a" * 41, "test 1"])
