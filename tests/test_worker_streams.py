@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from envspec.worker.streams import ConsumerConfig, Result, StreamConsumer, StreamMessage
+from envspec.worker.streams import ConsumerConfig, ConsumerError, Result, StreamConsumer, StreamMessage
 from tests.redis_fixtures import RedisFactory
 
 pytestmark = pytest.mark.redis
@@ -476,3 +476,75 @@ def test_a_block_longer_than_redis_py_default_socket_timeout_does_not_fail(redis
 
     run(scenario)
     assert consumer.stats.outages == 0
+
+
+def test_refused_credentials_stop_the_consumer_with_a_clear_masked_error(redis_factory: RedisFactory) -> None:
+    server = redis_factory(password="the-right-one")
+    consumer = StreamConsumer(config(f"redis://:wrong-secret@127.0.0.1:{server.port}/0"), Recorder())
+    with pytest.raises(ConsumerError) as caught:
+        run(consumer.run)
+    assert f"redis://:****@127.0.0.1:{server.port}/0 refused the credentials" in caught.value.message
+    assert "wrong-secret" not in caught.value.message
+
+
+def test_an_outcome_redis_refuses_leaves_the_entry_pending_and_the_worker_serving(redis_url: str) -> None:
+    with client(redis_url) as c:
+        c.set(RESULTS, "not a stream")
+    consumer = StreamConsumer(config(redis_url, concurrency=1), Recorder())
+
+    async def scenario() -> None:
+        async with serving(consumer):
+            await until(lambda: client(redis_url).exists(JOBS) == 1)
+            add_jobs(redis_url, "j1")
+            await until(lambda: consumer.stats.left_pending == 1)
+            client(redis_url).delete(RESULTS)
+            add_jobs(redis_url, "j2")
+            await until(lambda: consumer.stats.acknowledged == 1)
+
+    run(scenario)
+    assert [r["job"] for r in results(redis_url)] == ["j2"]
+    assert pending_count(redis_url) == 1  # j1, for a later retry
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("concurrency", 0, "concurrency must be at least 1"),
+        ("max_deliveries", 0, "max_deliveries must be at least 1"),
+        ("claim_idle", 0, "claim_idle must be more than 0 seconds"),
+        ("grace", -1, "grace must not be negative"),
+    ],
+)
+def test_config_refuses_values_that_cannot_work(option: str, value: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config("redis://127.0.0.1:1/0", **{option: value})
+
+
+def test_socket_timeout_is_above_the_block_time() -> None:
+    for block in (0.2, 2.0, 6.0, 30.0):
+        assert config("redis://h/0", block=block).socket_timeout > block
+
+
+def test_an_entry_taken_over_while_it_ran_is_not_acknowledged_by_its_first_worker(redis_url: str) -> None:
+    release = asyncio.Event()
+
+    async def handler(message: StreamMessage) -> Result:
+        await release.wait()
+        return Result(fields={"job": message.fields["job"]})
+
+    consumer = StreamConsumer(config(redis_url, heartbeat_interval=0.1), handler)
+
+    async def scenario() -> None:
+        async with serving(consumer):
+            await until(lambda: client(redis_url).exists(JOBS) == 1)
+            [entry_id] = add_jobs(redis_url, "contested")
+            await until(lambda: consumer.stats.started == 1)
+            client(redis_url).xclaim(JOBS, GROUP, "other", 0, [entry_id])  # taken over (say, after a partition)
+            await until(lambda: consumer.stats.lost == 1)  # the heartbeat noticed, and did not steal it back
+            release.set()
+            await until(lambda: consumer.stats.not_acknowledged == 1)  # ... nor did the XACK
+
+    run(scenario)
+    assert consumer.stats.acknowledged == 0
+    assert client(redis_url).xpending(JOBS, GROUP)["consumers"] == [{"name": "other", "pending": 1}]
+    assert [r["job"] for r in results(redis_url)] == ["contested"]

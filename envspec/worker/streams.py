@@ -18,10 +18,11 @@
 - An entry delivered more than `max_deliveries` times is not run again: it is copied to
   `<prefix>:dead` with the reason (and an error result, if `dead_letter_result` gives
   one). A handler may also ask for a dead letter (a malformed request).
-- The result and the dead letter are written before the `XACK`, in one MULTI/EXEC
-  transaction with it: a crash before it loses nothing (the entry is redelivered), and
-  a retried transaction whose first attempt did reach Redis is detected (the entry is no
-  longer pending), so an entry is acknowledged once and its result written once.
+- The result and the dead letter are written first (one MULTI/EXEC), and only when
+  that succeeded is the entry acknowledged: a crash in between loses nothing (the entry
+  is redelivered; its result may then appear twice, never zero times). The XACK is a
+  script that acknowledges only an entry this consumer still owns, so a worker never
+  acknowledges an entry another one took over and is running.
 - Entries for one environment (`lock_key`) never run at the same time, across workers
   too: a short-lived Redis lock, `SET <prefix>:lock:<key> <token> NX PX <ttl>`, renewed
   while the job runs and released by a compare-and-delete script. Chosen over the
@@ -56,10 +57,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from envspec.errors import EnvspecError
 from envspec.report.redis_url import mask_text, mask_url
 from envspec.report.results import rfc3339
 
@@ -89,6 +91,18 @@ for i = 3, #ARGV do
   end
 end
 return kept
+"""
+# XACK entry ARGV[3] only while consumer ARGV[2] owns it: 1 acknowledged, 0 already
+# acknowledged (a retried call whose first reply was lost), -1 another consumer's now.
+_ACK_LUA = """
+local entry = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if not entry[1] then
+  return 0
+end
+if entry[1][2] ~= ARGV[2] then
+  return -1
+end
+return redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 """
 _RENEW_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -148,6 +162,16 @@ class ConsumerConfig:
     connect_timeout: float = 5.0
     backoff_max: float = 10.0
 
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "max_deliveries", "maxlen"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("claim_idle", "block", "lock_ttl", "connect_timeout", "backoff_max"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be more than 0 seconds")
+        if self.grace < 0:
+            raise ValueError("grace must not be negative")
+
     @property
     def jobs_stream(self) -> str:
         return f"{self.stream_prefix}:jobs"
@@ -185,6 +209,7 @@ class ConsumerStats:
     claimed: int = 0  # entries taken over from idle consumers (or from ourselves after a lost reply)
     left_pending: int = 0  # handler failed, asked to retry, or was cancelled by stop()
     lost: int = 0  # in-flight entries another consumer took over (heartbeat found them gone)
+    not_acknowledged: int = 0  # finished here, but left to the consumer that owns them now
     heartbeats: int = 0
     outages: int = 0
     skipped_deleted: int = 0  # pending entries whose content was trimmed away
@@ -211,6 +236,7 @@ class StreamConsumer:
         self.masked_url = mask_url(config.url)
         self._client: aioredis.Redis | None = None
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._lost: set[str] = set()  # running here, but another consumer took them over
         self._stopping = False
         self._changed = asyncio.Event()  # a slot freed, or stop() was called
         self._stop_requested = asyncio.Event()
@@ -219,6 +245,7 @@ class StreamConsumer:
         self._outage_since: float | None = None
         self._backoff = 0.1
         self._heartbeat_script: Any = None
+        self._ack_script: Any = None
         self._renew_script: Any = None
         self._release_script: Any = None
 
@@ -243,6 +270,7 @@ class StreamConsumer:
             decode_responses=False,
         )
         self._heartbeat_script = self._client.register_script(_HEARTBEAT_LUA)
+        self._ack_script = self._client.register_script(_ACK_LUA)
         self._renew_script = self._client.register_script(_RENEW_LUA)
         self._release_script = self._client.register_script(_RELEASE_LUA)
         heartbeat = asyncio.create_task(self._heartbeat_forever(), name="envspec-worker-heartbeat")
@@ -386,7 +414,8 @@ class StreamConsumer:
             self.config.group,
             min=ids[0],
             max=ids[-1],
-            count=len(ids) + 100,
+            # The range may also hold our in-flight entries: room for all of them.
+            count=len(ids) + len(self._running) + 100,
             consumername=self.config.consumer,
         )
         wanted = set(ids)
@@ -410,6 +439,7 @@ class StreamConsumer:
 
     def _finished(self, entry_id: str) -> None:
         self._running.pop(entry_id, None)
+        self._lost.discard(entry_id)
         self._changed.set()
 
     async def _process(self, message: StreamMessage) -> None:
@@ -444,24 +474,41 @@ class StreamConsumer:
         if result.retry:
             self.stats.left_pending += 1
             return
-        await self._complete(message, result)
+        try:
+            await self._complete(message, result)
+        except Exception as exc:  # the credentials were refused mid-way: the main loop stops too
+            self.stats.left_pending += 1
+            self.log.error("worker: %s left pending: %s", message.id, exc)
 
     async def _complete(self, message: StreamMessage, result: Result) -> None:
-        """Write the result (and dead letter), then XACK, atomically; retried through outages."""
-        attempt = 0
+        """Write the result (and dead letter), and only once that succeeded, XACK; retried through outages.
+
+        Two steps, not one MULTI: Redis does not roll a transaction back when one of its
+        commands fails (an XADD to a key of another type), so a MULTI could acknowledge an
+        entry whose result was never written.
+        """
+        written = result.fields is None and result.dead_letter is None
         stop_deadline: float | None = None
         while True:
-            attempt += 1
             try:
-                if attempt > 1 and not await self._still_pending(message.id):
-                    return  # an earlier attempt reached Redis (its reply was lost): done once already
-                pipe = self._redis().pipeline(transaction=True)
-                if result.fields is not None:
-                    self._xadd(pipe, self.config.results_stream, result.fields)
-                if result.dead_letter is not None:
-                    self._xadd(pipe, self.config.dead_stream, self._dead_fields(message, result.dead_letter))
-                pipe.xack(self.config.jobs_stream, self.config.group, message.id)
-                await pipe.execute()
+                if not written:
+                    # Both entries or neither when the connection drops mid-way.
+                    pipe = self._redis().pipeline(transaction=True)
+                    if result.fields is not None:
+                        self._xadd(pipe, self.config.results_stream, result.fields)
+                    if result.dead_letter is not None:
+                        self._xadd(pipe, self.config.dead_stream, self._dead_fields(message, result.dead_letter))
+                    await pipe.execute()
+                    written = True
+                acknowledged = await self._ack_script(
+                    keys=[self.config.jobs_stream], args=[self.config.group, self.config.consumer, message.id]
+                )
+            except ResponseError as exc:
+                # Redis refused the write: leave the entry pending rather than lose it; it is
+                # retried after claim_idle and, at worst, dead-lettered.
+                self.stats.left_pending += 1
+                self.log.error("worker: could not record the outcome of %s: %s", message.id, exc)
+                return
             except OUTAGE_ERRORS as exc:
                 if self._stopping:
                     stop_deadline = stop_deadline or time.monotonic() + self.config.grace
@@ -471,6 +518,10 @@ class StreamConsumer:
                 await self._outage(exc)
                 continue
             self._recovered()
+            if int(acknowledged) < 0:
+                self.stats.not_acknowledged += 1
+                self.log.warning("worker: %s is now another consumer's; left for it to acknowledge", message.id)
+                return
             self.stats.acknowledged += 1
             if result.dead_letter is not None:
                 self.stats.dead_lettered += 1
@@ -479,12 +530,6 @@ class StreamConsumer:
 
     def _xadd(self, pipe: Any, stream: str, fields: Mapping[str, str]) -> None:
         pipe.xadd(stream, dict(fields), maxlen=self.config.maxlen, approximate=True)
-
-    async def _still_pending(self, entry_id: str) -> bool:
-        rows = await self._redis().xpending_range(
-            self.config.jobs_stream, self.config.group, min=entry_id, max=entry_id, count=1
-        )
-        return bool(rows)
 
     def _dead_fields(self, message: StreamMessage, reason: str) -> dict[str, str]:
         fields = {key: value for key, value in message.fields.items() if key not in DEAD_FIELDS}
@@ -567,7 +612,7 @@ class StreamConsumer:
     async def _heartbeat_forever(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_every)
-            ids = list(self._running)
+            ids = [entry_id for entry_id in self._running if entry_id not in self._lost]
             if not ids:
                 continue
             try:
@@ -580,6 +625,7 @@ class StreamConsumer:
             lost = set(ids) - {_text(entry_id) for entry_id in kept}
             for entry_id in sorted(lost):
                 if entry_id in self._running:  # not just finished
+                    self._lost.add(entry_id)
                     self.stats.lost += 1
                     self.log.warning("worker: %s was taken over by another consumer while it ran here", entry_id)
 
@@ -597,6 +643,10 @@ class StreamConsumer:
             await asyncio.wait(still)
 
     async def _outage(self, exc: BaseException) -> None:
+        if isinstance(exc, AuthenticationError):
+            # Not an outage: retrying with the same credentials cannot succeed.
+            detail = mask_text(str(exc), self.config.url)
+            raise ConsumerError(f"Redis at {self.masked_url} refused the credentials: {detail}")
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             self.stats.outages += 1
@@ -618,6 +668,10 @@ class StreamConsumer:
     def _redis(self) -> aioredis.Redis:
         assert self._client is not None
         return self._client
+
+
+class ConsumerError(EnvspecError):
+    """The consumer cannot work at all (Redis refuses its credentials); the message masks the password."""
 
 
 class _Abandoned(Exception):
