@@ -66,7 +66,7 @@ def ready(index: int) -> Envelope:
     return envelope(ObjectReady(f"deployment/d{index}", index / 10))
 
 
-def make_sink(url: str, warnings: list[str], **options: Any) -> RedisStreamSink:
+def make_sink(url: str, warnings: list[str], **options: Any) -> RedisStreamSink[Envelope]:
     return RedisStreamSink(
         url,
         status_type=status_type,

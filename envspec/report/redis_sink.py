@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Generic, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -72,9 +72,7 @@ class EnvelopeLike(Protocol):
     def event(self) -> object: ...
 
 
-ToFields = Callable[[Any], Mapping[str, object]]
-StatusType = Callable[[Any], str | None]
-ResultOf = Callable[[Any], OperationResult | None]
+E = TypeVar("E", bound=EnvelopeLike)
 
 
 def stream_names(prefix: str) -> tuple[str, str]:
@@ -119,16 +117,20 @@ class SinkStats:
         return self.queued - self.sent - self.dropped
 
 
-class RedisStreamSink:
-    """Publishes status entries and results to Redis Streams in the background."""
+class RedisStreamSink(Generic[E]):
+    """Publishes status entries and results to Redis Streams in the background.
+
+    Generic over the envelope type, so that the injected functions keep their own
+    signatures: `RedisStreamSink[Envelope](url, status_type=..., to_fields=envelope_to_dict)`.
+    """
 
     def __init__(
         self,
         url: str,
         *,
-        status_type: StatusType,
-        to_fields: ToFields,
-        result_of: ResultOf | None = None,
+        status_type: Callable[[E], str | None],
+        to_fields: Callable[[E], Mapping[str, object]],
+        result_of: Callable[[E], OperationResult | None] | None = None,
         stream_prefix: str = DEFAULT_STREAM_PREFIX,
         maxlen: int = DEFAULT_MAXLEN,
         buffer_size: int = DEFAULT_BUFFER,
@@ -152,7 +154,7 @@ class RedisStreamSink:
         self._on_warning = on_warning or logger.warning
         self._buffer_size = buffer_size
         # Envelopes are formatted by the flusher, not by `emit`, to keep `emit` O(1).
-        self._status: deque[tuple[Any, str] | dict[str, str]] = deque()
+        self._status: deque[tuple[E, str] | dict[str, str]] = deque()
         self._results: deque[OperationResult] = deque()
         self._wake = asyncio.Event()
         self._closing = False
@@ -180,7 +182,7 @@ class RedisStreamSink:
             return
         self._task = asyncio.create_task(self._flush_forever(), name="envspec-redis-sink")
 
-    def emit(self, envelope: Any) -> None:
+    def emit(self, envelope: E) -> None:
         """Queue the envelope if it is a phase transition (and its result, if it ends the operation)."""
         status = self._status_type(envelope)
         if status is not None:
@@ -225,7 +227,7 @@ class RedisStreamSink:
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _queue_status(self, item: tuple[Any, str]) -> None:
+    def _queue_status(self, item: tuple[E, str]) -> None:
         self.stats.queued += 1
         if len(self._status) >= self._buffer_size:
             self._status.popleft()
