@@ -362,3 +362,34 @@ def test_an_invalid_url_is_one_warning_and_no_failure() -> None:
 
     run(scenario)
     assert len(warnings) == 1 and "not usable" in warnings[0] and ":pw@" not in warnings[0]
+
+
+def test_a_failing_mapping_function_never_reaches_the_operation(redis_url: str) -> None:
+    warnings: list[str] = []
+
+    def broken(item: Envelope) -> str | None:
+        if isinstance(item.event, ObjectProgress):
+            raise KeyError("no type for this")
+        return "object.ready"
+
+    def broken_fields(item: Envelope) -> dict[str, object]:
+        if item.event == ObjectReady("deployment/bad", 0.0):
+            raise ValueError("cannot format")
+        return to_fields(item)
+
+    async def scenario() -> None:
+        sink = RedisStreamSink(
+            redis_url, status_type=broken, to_fields=broken_fields, stream_prefix=PREFIX, on_warning=warnings.append
+        )
+        await sink.start()
+        sink.emit(envelope(ObjectProgress("deployment/api", "0/1")))
+        sink.emit(envelope(ObjectReady("deployment/bad", 0.0)))
+        sink.emit(ready(1))
+        await sink.close()
+        assert (sink.stats.sent, sink.stats.dropped) == (1, 2)
+
+    run(scenario)
+    assert len(warnings) == 1 and "KeyError" in warnings[0]
+    assert [fields["ref"] for _, fields in redis.Redis.from_url(redis_url, decode_responses=True).xrange(STATUS)] == [
+        "deployment/d1"
+    ]

@@ -184,13 +184,18 @@ class RedisStreamSink(Generic[E]):
 
     def emit(self, envelope: E) -> None:
         """Queue the envelope if it is a phase transition (and its result, if it ends the operation)."""
-        status = self._status_type(envelope)
+        try:
+            status = self._status_type(envelope)
+            result = self._result_of(envelope) if self._result_of is not None else None
+        except Exception as exc:  # a mapping bug must not break the operation
+            self.stats.queued += 1
+            self.stats.dropped += 1
+            self._warn(f"could not map an event ({type(exc).__name__}: {exc})")
+            return
         if status is not None:
             self._queue_status((envelope, status))
-        if self._result_of is not None:
-            result = self._result_of(envelope)
-            if result is not None:
-                self.publish_result(result)
+        if result is not None:
+            self.publish_result(result)
 
     def publish_result(self, result: OperationResult) -> None:
         """Queue an operation's final record for `<prefix>:results`."""
@@ -215,7 +220,7 @@ class RedisStreamSink(Generic[E]):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         left = self.stats.pending
-        if left:
+        if left > 0:
             self.stats.dropped += left
             self._status.clear()
             self._results.clear()
