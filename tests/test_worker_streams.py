@@ -563,3 +563,11 @@ def test_an_entry_taken_over_while_it_ran_is_not_acknowledged_by_its_first_worke
     assert consumer.stats.acknowledged == 0
     assert client(redis_url).xpending(JOBS, GROUP)["consumers"] == [{"name": "other", "pending": 1}]
     assert [r["job"] for r in results(redis_url)] == ["contested"]
+
+
+def test_a_jobs_key_that_is_not_a_stream_stops_the_consumer_with_a_clear_error(redis_url: str) -> None:
+    with client(redis_url) as c:
+        c.set(JOBS, "oops")
+    consumer = StreamConsumer(config(redis_url), Recorder())
+    with pytest.raises(ConsumerError, match="WRONGTYPE"):
+        run(consumer.run)

@@ -277,6 +277,9 @@ class StreamConsumer:
         try:
             await self._ensure_group()
             await self._read_forever()
+        except ResponseError as exc:
+            # Not an outage: e.g. the jobs key holds something other than a stream.
+            raise ConsumerError(f"Redis at {self.masked_url}: {mask_text(str(exc), self.config.url)}") from None
         finally:
             await self._drain()
             heartbeat.cancel()
