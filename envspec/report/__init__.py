@@ -1,0 +1,1 @@
+"""Reporting to places outside the process: Redis Streams."""

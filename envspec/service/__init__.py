@@ -1,0 +1,1 @@
+"""What the worker and the REST API share: settings and the request model."""

@@ -1,0 +1,1 @@
+"""`envspec worker`: serve environment requests from a Redis stream."""
