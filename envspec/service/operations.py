@@ -1,0 +1,172 @@
+"""The operations the worker and the REST API serve: one request model in, one result out.
+
+`serve` runs a `Request` (the original service's format, see `requests.py`) through
+the same operations the CLI runs — `up`, `down`, `status`, `extend`, `gc`, and the
+spec's tests — and returns an `OperationResult` in the original's shape. Neither
+the worker nor the REST API re-implements a stage: they decode a request, call
+`serve` (or `list_environments`), and deliver the result their way.
+
+A request that cannot be served as written raises `RequestError` (every problem,
+located); an operation that ran and failed (the cluster refused, a test failed)
+returns a result with `ok` false and the reason in `error`. Anything else is a bug
+and propagates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from envspec.errors import EnvspecError
+from envspec.events import Emitter
+from envspec.kube.client import ClusterTarget
+from envspec.kube.deadline import Deadline
+from envspec.lifecycle.expiry import Clock, system_clock
+from envspec.operations.down import down
+from envspec.operations.environments import EnvironmentRef
+from envspec.operations.extend import extend
+from envspec.operations.gc import GcOptions, gc
+from envspec.operations.status import ls, status
+from envspec.operations.up import up
+from envspec.pipeline import build_plan
+from envspec.plan import Plan, SecretSlot
+from envspec.present import ls_json, status_json
+from envspec.report.results import OperationResult
+from envspec.runner import ApplyOptions
+from envspec.service.requests import Request, RequestError, RequestProblem, resources_created, validate_request_spec
+from envspec.service.settings import Settings
+
+DEFAULT_TIMEOUT_SECONDS = 600.0
+STATUS_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Service:
+    """What every request is served against: the cluster, the original's variables, the time."""
+
+    target: ClusterTarget
+    settings: Settings
+    clock: Clock = system_clock
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+
+
+Handler = Callable[[Request, Service, Emitter], Awaitable[tuple[EnvironmentRef | None, dict[str, Any]]]]
+
+
+async def serve(request: Request, service: Service, *, events: Emitter) -> OperationResult:
+    """Run one request to its end; its result. RequestError when it cannot be served as written."""
+    handler = HANDLERS.get(request.operation)
+    if handler is None:
+        raise RequestError([RequestProblem("operation", f"{request.operation!r} is not served here")])
+    started = time.monotonic()
+    job_id = request.job_id or events.operation_id
+    try:
+        ref, details = await handler(request, service, events)
+    except RequestError:
+        raise
+    except EnvspecError as exc:
+        return OperationResult(
+            job_id=job_id,
+            operation=request.operation,
+            ok=False,
+            execution_id=request.execution_id,
+            environment=request.execution_id,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            error=events.redact(exc.message),
+            extra={"exit_code": int(exc.exit_code)},
+        )
+    created = details.pop("resources_created", ())
+    return OperationResult(
+        job_id=job_id,
+        operation=request.operation,
+        ok=bool(details.pop("ok", True)),
+        execution_id=request.execution_id,
+        environment=ref.environment if ref else request.execution_id,
+        namespace=ref.namespace if ref else None,
+        resources_created=tuple(created),
+        duration_ms=round((time.monotonic() - started) * 1000),
+        error=details.pop("error", None),
+        extra=details,
+    )
+
+
+def _ref(request: Request) -> EnvironmentRef:
+    """An environment by its execution id: the label every environment of a request carries."""
+    return EnvironmentRef(request.environment())
+
+
+async def _create(request: Request, service: Service, events: Emitter) -> tuple[EnvironmentRef, dict[str, Any]]:
+    valid = validate_request_spec(request, service.settings)
+
+    def build(secrets: Mapping[SecretSlot, str] | None) -> Plan:
+        return build_plan(valid, secrets=secrets)
+
+    draft = build(None)
+    result = await up(
+        service.target,
+        build,
+        events=events.about(draft.environment, draft.namespace),
+        options=ApplyOptions(timeout_seconds=service.timeout_seconds),
+        now=service.clock(),
+    )
+    details: dict[str, Any] = {
+        "resources_created": resources_created(valid.spec),
+        "expires_at": result.expires_at,
+        "created": result.count("created"),
+        "configured": result.count("configured"),
+        "unchanged": result.count("unchanged"),
+    }
+    return EnvironmentRef(draft.environment, draft.namespace), details
+
+
+async def _delete(request: Request, service: Service, events: Emitter) -> tuple[EnvironmentRef, dict[str, Any]]:
+    ref = _ref(request)
+    result = await down(service.target, ref, events=events, wait=True, deadline=Deadline(service.timeout_seconds))
+    # A delete of an environment that is not there is a success: it is gone either way.
+    resources = ["namespace"] if result.namespace else []
+    return EnvironmentRef(result.environment, result.namespace), {
+        "resources_created": resources,
+        "deleted": result.namespace is not None,
+    }
+
+
+async def _status(request: Request, service: Service, events: Emitter) -> tuple[EnvironmentRef, dict[str, Any]]:
+    found = await status(service.target, _ref(request), deadline=Deadline(STATUS_TIMEOUT_SECONDS))
+    report = status_json(found, now=service.clock())
+    return EnvironmentRef(found.environment, found.namespace), {"environment_status": report}
+
+
+async def _extend(request: Request, service: Service, events: Emitter) -> tuple[EnvironmentRef, dict[str, Any]]:
+    ttl = request.ttl_minutes * 60 if request.ttl_minutes is not None else None
+    extension = await extend(service.target, _ref(request), ttl_seconds=ttl, clock=service.clock, events=events)
+    return EnvironmentRef(extension.environment, extension.namespace), {
+        "expires_at": extension.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "previous_expires_at": extension.previous,
+    }
+
+
+async def _cleanup(request: Request, service: Service, events: Emitter) -> tuple[None, dict[str, Any]]:
+    report = await gc(service.target, clock=service.clock, events=events, options=GcOptions(dry_run=request.dry_run))
+    return None, {
+        "dry_run": request.dry_run,
+        "deleted": sorted(report.deleted),
+        "examined": len(report.verdicts),
+        "failed": dict(report.failed),
+    }
+
+
+HANDLERS: dict[str, Handler] = {
+    "create": _create,
+    "delete": _delete,
+    "status": _status,
+    "extend": _extend,
+    "cleanup": _cleanup,
+}
+
+
+async def list_environments(service: Service, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+    """Every environment, as `envspec ls -o json` shows them."""
+    listings = await ls(service.target, deadline=Deadline(STATUS_TIMEOUT_SECONDS), label_selector=label_selector)
+    return ls_json(listings, now=service.clock())
