@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -36,8 +37,8 @@ from envspec.events import (
 from envspec.inventory import Inventory
 from envspec.kube import kinds
 from envspec.kube.deadline import Deadline
-from envspec.kube.readiness import Readiness, assess, has_pods, needs_watching
-from envspec.kube.ssa import delete_object, merge_patch, resolve_type, server_side_apply
+from envspec.kube.readiness import Readiness, Related, assess, has_pods, needs_watching, server_time_of
+from envspec.kube.ssa import FIELD_MANAGER, delete_object, merge_patch, resolve_type, server_side_apply
 from envspec.kube.wait import ClusterView, Target, cluster_view, task_group, wait_ready
 from envspec.meta import drop_expiry_patch, metadata_of
 from envspec.reconcile import Change, ChangeSet, Prune
@@ -108,11 +109,15 @@ class _Run:
             inventory=inventory.copy(),
         )
         self.limiter = anyio.CapacityLimiter(max(1, options.concurrency))
+        self.started_at = datetime.now(UTC)
+        self.view_since: datetime | None = None
 
     async def run(self) -> ApplyResult:
         async with cluster_view(self.api) as view:
             for wave in self.changes.waves:
                 await self.apply_wave(view, wave)
+                if view.since is None:
+                    view.since = self.view_since or self.started_at
                 if wave[0].wave == 1 and self.options.wait:
                     self.start_watching_early(view)
         if self.options.prune:
@@ -145,7 +150,7 @@ class _Run:
         async def apply_one(change: Change) -> None:
             async with self.limiter:
                 current = await self.apply_change(change, wave_started)
-            state = assess(current)
+            state = assess(current, Related(since=view.since))
             if state.done or not self.options.wait:
                 self.report(change, state, wave_started)
                 if state.failed and self.options.wait:  # e.g. a Job that failed in an earlier run
@@ -207,6 +212,9 @@ class _Run:
                 raise
             self.result.writes += 1
         if change.is_namespace:
+            # The run's start on the server's clock (our write's managedFields time), which
+            # readiness compares conditions with; the local clock when nothing was written.
+            self.view_since = server_time_of(current, FIELD_MANAGER) if change.write else None
             if self.changes.expires_at:
                 self.events.emit(LeaseRenewed(self.changes.namespace, self.changes.expires_at))
             if self.changes.drop_expiry:

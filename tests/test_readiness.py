@@ -158,3 +158,61 @@ def test_an_old_quota_event_no_longer_stalls_a_workload_whose_pods_exist() -> No
     pod = {"metadata": {"name": "db-0", "ownerReferences": [{"uid": "s1"}]}, "status": {}}
     assert assess(statefulset, Related(events=[event])).stalled
     assert not assess(statefulset, Related(pods=[pod], events=[event])).stalled
+
+
+def stuck_deployment(condition_time: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "svc05", "namespace": "ns", "generation": 1, "uid": "u"},
+        "spec": {"replicas": 1},
+        "status": {
+            "observedGeneration": 1,
+            "replicas": 1,
+            "updatedReplicas": 1,
+            "readyReplicas": 0,
+            "conditions": [
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "message": 'ReplicaSet "svc05-6f7" has timed out progressing.',
+                    "lastUpdateTime": condition_time,
+                    "lastTransitionTime": condition_time,
+                }
+            ],
+        },
+    }
+
+
+def test_a_progress_deadline_that_ran_out_before_this_run_is_waited_on_not_terminal() -> None:
+    from datetime import UTC, datetime
+
+    from envspec.kube.readiness import Related, assess
+
+    run_began = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    stale = assess(stuck_deployment("2026-03-01T11:59:30Z"), Related(since=run_began))
+    assert not stale.failed and not stale.done
+    assert "the progress deadline ran out before this run (at 2026-03-01T11:59:30Z)" in stale.message
+    fresh = assess(stuck_deployment("2026-03-01T12:00:05Z"), Related(since=run_began))
+    assert fresh.failed and fresh.message.startswith("rollout stuck: ")
+    # Without a run start (status of an environment, not a run) the condition is what it says.
+    assert assess(stuck_deployment("2026-03-01T11:59:30Z")).failed
+
+
+def test_the_server_time_of_a_write_comes_from_its_managed_fields_entry() -> None:
+    from datetime import UTC, datetime
+
+    from envspec.kube.readiness import server_time_of
+
+    obj = {
+        "metadata": {
+            "managedFields": [
+                {"manager": "kube-controller-manager", "time": "2026-03-01T12:00:09Z"},
+                {"manager": "envspec", "operation": "Apply", "time": "2026-03-01T12:00:01Z"},
+                {"manager": "envspec-lease", "time": "2026-03-01T12:00:07Z"},
+            ]
+        }
+    }
+    assert server_time_of(obj, "envspec") == datetime(2026, 3, 1, 12, 0, 1, tzinfo=UTC)
+    assert server_time_of({"metadata": {}}, "envspec") is None

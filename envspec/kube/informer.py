@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -19,6 +20,7 @@ import httpx
 from kr8s import APITimeoutError, ServerError
 
 from envspec.errors import ClusterError
+from envspec.kube.client import transport_reason
 from envspec.kube.deadline import Deadline
 from envspec.kube.kinds import ResourceType
 from envspec.kube.ssa import backoff_delay, is_transient, list_objects, server_message, status_code
@@ -81,6 +83,9 @@ class Informer:
         # How often the stream was resumed and relisted: tests and benchmarks read these.
         self.resumes = 0
         self.relists = 0
+        # Since when (wall clock, UTC) the API server has not answered, and why; None while it does.
+        self.unreachable_since: datetime | None = None
+        self.unreachable_reason = ""
 
     def get(self, name: str, namespace: str | None = None) -> Json | None:
         return self.objects.get(f"{namespace}/{name}" if namespace and self.rtype.namespaced else name)
@@ -128,7 +133,12 @@ class Informer:
             except Gone:
                 self.relists += 1
                 must_list = True
-            except (httpx.TransportError, APITimeoutError):
+            except httpx.TransportError as exc:
+                self._unreachable(transport_reason(exc))
+                failures += 1
+                await anyio.sleep(backoff_delay(failures))
+            except APITimeoutError:
+                self._unreachable("the API server did not answer in time")
                 failures += 1
                 await anyio.sleep(backoff_delay(failures))
             except ServerError as exc:
@@ -141,6 +151,15 @@ class Informer:
                     await anyio.sleep(backoff_delay(failures))
                     continue
                 raise ClusterError(f"watching {self._what()}: API server says: {server_message(exc)}") from exc
+
+    def _unreachable(self, reason: str) -> None:
+        if self.unreachable_since is None:
+            self.unreachable_since = datetime.now(UTC)
+        self.unreachable_reason = reason
+
+    def _reached(self) -> None:
+        self.unreachable_since = None
+        self.unreachable_reason = ""
 
     def _what(self) -> str:
         return f"{self.rtype.plural} in {self.namespace}" if self.namespace else self.rtype.plural
@@ -161,6 +180,7 @@ class Informer:
             fresh = dict(self.objects)
         self.objects = fresh
         self.resource_version = listing.resource_version
+        self._reached()
         self.synced.set()
         self._on_change()
 
@@ -180,6 +200,7 @@ class Informer:
         async with self.api.call_api(
             "GET", **self.rtype.location(None, self.namespace), params=params, stream=True, timeout=timeout
         ) as response:
+            self._reached()
             async for line in response.aiter_lines():
                 if line.strip():
                     self.handle(json.loads(line))

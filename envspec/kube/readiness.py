@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -151,13 +152,20 @@ def _amounts(text: str) -> dict[str, Fraction]:
     return amounts
 
 
-def deployment_readiness(obj: Json) -> Readiness:
+def deployment_readiness(obj: Json, since: datetime | None = None) -> Readiness:
+    """`since`: when this run began (server clock); a ProgressDeadlineExceeded from before is waited on."""
     desired = int(_spec(obj).get("replicas", 1))
     status = _status(obj)
     if not _generation_observed(obj):
         return waiting("waiting for the controller to see the new spec")
     progressing = _condition(obj, "Progressing")
     if progressing and progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
+        stamp = _condition_time(progressing)
+        if since is not None and stamp is not None and stamp < since:
+            return waiting(
+                f"{int(status.get('readyReplicas', 0))}/{desired} ready: the progress deadline ran out before this "
+                f"run (at {stamp.strftime('%Y-%m-%dT%H:%M:%SZ')}); waiting for the rollout to recover"
+            )
         return failed(f"rollout stuck: {progressing.get('message', 'progress deadline exceeded')}")
     replica_failure = _condition(obj, "ReplicaFailure")
     if _is_true(replica_failure) and replica_failure is not None:
@@ -234,14 +242,15 @@ def namespace_readiness(obj: Json) -> Readiness:
     return waiting(phase or "no phase yet")
 
 
-def readiness_of(obj: Json, *, binding_mode: str | None = None) -> Readiness:
+def readiness_of(obj: Json, *, binding_mode: str | None = None, since: datetime | None = None) -> Readiness:
     """Readiness of any object from its own status; kinds without a rule are ready once they exist.
 
-    `binding_mode`: volumeBindingMode of a PersistentVolumeClaim's StorageClass.
+    `binding_mode`: volumeBindingMode of a PersistentVolumeClaim's StorageClass; `since`:
+    when the run began (server clock), see `Related.since`.
     """
     kind = obj.get("kind")
     if kind == "Deployment":
-        return deployment_readiness(obj)
+        return deployment_readiness(obj, since)
     if kind == "StatefulSet":
         return statefulset_readiness(obj)
     if kind == "Job":
@@ -303,6 +312,34 @@ class Related:
     events: Sequence[Json] = ()  # only events that happened since envspec started (no stale ones)
     storage_binding_modes: Mapping[str, str] = field(default_factory=dict)  # StorageClass -> mode
     default_storage_class: str | None = None
+    # When the run began, on the API server's clock. A terminal condition older than
+    # this (a rollout that stalled while nobody was looking, an API outage that ran out
+    # a progress deadline) is judged again by waiting, not taken as this run's failure.
+    since: datetime | None = None
+
+
+def _condition_time(condition: Mapping[str, Any]) -> datetime | None:
+    """When a condition last changed: lastUpdateTime (Deployments), else lastTransitionTime."""
+    for key in ("lastUpdateTime", "lastTransitionTime"):
+        value = condition.get(key)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+    return None
+
+
+def server_time_of(obj: Json, manager: str) -> datetime | None:
+    """When `manager` last wrote `obj`, on the API server's clock (its managedFields entry)."""
+    times = [
+        entry.get("time")
+        for entry in (obj.get("metadata") or {}).get("managedFields") or []
+        if entry.get("manager") == manager and isinstance(entry.get("time"), str)
+    ]
+    parsed = [_condition_time({"lastUpdateTime": t}) for t in times]
+    known = [t for t in parsed if t is not None]
+    return max(known) if known else None
 
 
 def uid_of(obj: Json) -> str:
@@ -334,7 +371,7 @@ def assess(obj: Json, related: Related | None = None) -> Readiness:
     related = related or Related()
     if obj.get("kind") == "PersistentVolumeClaim":
         return pvc_readiness(obj, _binding_mode(obj, related))
-    own = readiness_of(obj)
+    own = readiness_of(obj, since=related.since)
     if own.done or not has_pods(str(obj.get("kind"))):
         return own
     owners = [uid_of(obj)]

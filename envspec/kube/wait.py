@@ -13,6 +13,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -68,6 +69,9 @@ class ClusterView:
         self._task_group = task_group
         self._informers: dict[tuple[ResourceType, str | None, str | None], Informer] = {}
         self.changed = _ChangeSignal()
+        # When the run that uses this view began, on the API server's clock: conditions
+        # older than that are history to judge again, not verdicts (see readiness).
+        self.since: datetime | None = None
 
     async def informer(
         self,
@@ -128,6 +132,15 @@ class ClusterView:
         self.start(kinds.REPLICA_SET, namespace)
         self.start(kinds.EVENT, namespace, only_new=True)
 
+    def outage(self) -> tuple[datetime, str] | None:
+        """Since when the API server has been unreachable for this view's watches, and why; None if it answers."""
+        down = [
+            (informer.unreachable_since, informer.unreachable_reason)
+            for informer in self._informers.values()
+            if informer.unreachable_since is not None
+        ]
+        return min(down) if down else None
+
     async def related(self, targets: Sequence[Target]) -> Related:
         """Pods, ReplicaSets, recent events and storage classes that explain the targets' state."""
         pods: list[Json] = []
@@ -145,7 +158,7 @@ class ClusterView:
                 modes[str(metadata.get("name"))] = str(storage_class.get("volumeBindingMode", "Immediate"))
                 if (metadata.get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true":
                     default_class = str(metadata.get("name"))
-        return Related(pods, replica_sets, events, modes, default_class)
+        return Related(pods, replica_sets, events, modes, default_class, since=self.since)
 
 
 @asynccontextmanager
@@ -240,6 +253,14 @@ async def wait_ready(
                     await view.changed.wait()
     if timer.cancelled_caught:
         stuck = "; ".join(f"{t.describe()}: {latest[t].message}" for t in pending if t in latest)
+        outage = view.outage()
+        if outage is not None:
+            down_since, reason = outage
+            raise NotReadyError(
+                f"not ready after {deadline.describe()}: the API server has been unreachable since "
+                f"{down_since.strftime('%Y-%m-%dT%H:%M:%SZ')} ({reason}); "
+                f"last known state: {stuck or 'nothing seen yet'}"
+            )
         raise NotReadyError(f"not ready after {deadline.describe()}: {stuck}")
     return latest
 
