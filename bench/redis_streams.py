@@ -45,7 +45,7 @@ class Envelope:
     environment: str | None
     namespace: str | None
     time: datetime
-    event: object
+    event: Event
 
 
 def free_port() -> int:
@@ -56,7 +56,7 @@ def free_port() -> int:
 
 
 async def bench_sink(url: str, count: int) -> None:
-    sink = RedisStreamSink(
+    sink: RedisStreamSink[Envelope] = RedisStreamSink(
         url,
         status_type=lambda envelope: "object.ready",
         to_fields=lambda envelope: {"event": "object_ready", "ref": envelope.event.ref, "seconds": 1.5},

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -158,6 +159,15 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 RedisFactory = Callable[..., RedisServer]
+
+
+def stream_entries(
+    url: str, stream: str, *, newest_first: bool = False, count: int | None = None
+) -> list[dict[str, str]]:
+    """The fields of a stream's entries (oldest first unless `newest_first`), decoded, for a test's checks."""
+    with redis.Redis.from_url(url, decode_responses=True, socket_timeout=10) as client:
+        reply: Any = client.xrevrange(stream, count=count) if newest_first else client.xrange(stream, count=count)
+    return [dict(fields) for _id, fields in reply]
 
 
 @pytest.fixture

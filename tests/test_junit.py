@@ -7,6 +7,7 @@ import stat
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -61,6 +62,11 @@ def read_back(tmp_path: Path, suite: SuiteReport = SUITE) -> TestSuite:
     return only
 
 
+def properties(suite: TestSuite) -> list[Any]:
+    """The suite's <property> elements (junitparser leaves this method untyped)."""
+    return list(suite.properties())  # type: ignore[no-untyped-call]
+
+
 def test_the_suite_is_the_environment(tmp_path: Path) -> None:
     suite = read_back(tmp_path)
     assert suite.name == "fullstack-pr-7"
@@ -68,7 +74,7 @@ def test_the_suite_is_the_environment(tmp_path: Path) -> None:
     assert suite.time == 605.5
     assert suite.timestamp == "2026-03-01T09:30:00"
     assert suite.hostname == "ci-runner-3"
-    assert [(p.name, p.value) for p in suite.properties()] == [
+    assert [(p.name, p.value) for p in properties(suite)] == [
         ("namespace", "quality-fabric-fullstack-pr-7"),
         ("run_id", "k3x9qa"),
     ]
@@ -166,7 +172,7 @@ def test_markup_is_escaped_and_forbidden_characters_are_removed(tmp_path: Path) 
     suite = read_back(tmp_path, SuiteReport("env & co", STARTED, 1.0, [case], properties=[("k", NASTY)]))
     clean = "FAILED <tag> & \"quotes\" 'apostrophe' nul bell bs   ok\ttab"
     assert suite.name == "env & co"
-    assert next(iter(suite.properties())).value == clean
+    assert next(iter(properties(suite))).value == clean
     [testcase] = list(suite)
     assert testcase.name == clean
     [failure] = testcase.result

@@ -129,7 +129,7 @@ def test_a_quiet_stream_is_reopened_from_where_it_was(tmp_path: Path) -> None:
 
 
 def test_a_follow_stream_that_ends_while_the_container_runs_is_resumed(tmp_path: Path) -> None:
-    states = [{"running": {"startedAt": "2026-03-01T09:30:00Z"}}, {"terminated": {"exitCode": 1}}]
+    states: list[dict[str, Any]] = [{"running": {"startedAt": "2026-03-01T09:30:00Z"}}, {"terminated": {"exitCode": 1}}]
     server = LogServer(RECORDED, [Answer(lines=6, end=True)], container_states=states)
     assert texts(read_all(server, tmp_path)) == TEXTS
     assert len(server.requests) == 2

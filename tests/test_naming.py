@@ -46,7 +46,12 @@ def test_the_run_id_comes_from_the_random_source() -> None:
 
 def test_the_run_id_asks_for_four_bytes() -> None:
     asked: list[int] = []
-    new_run_id(lambda n: asked.append(n) or bytes(n))
+
+    def random_bytes(n: int) -> bytes:
+        asked.append(n)
+        return bytes(n)
+
+    new_run_id(random_bytes)
     assert asked == [4]
 
 

@@ -16,7 +16,7 @@ import redis
 
 from envspec.report.redis_sink import RedisStreamSink
 from envspec.report.results import OperationResult
-from tests.redis_fixtures import RedisFactory
+from tests.redis_fixtures import RedisFactory, stream_entries
 
 pytestmark = pytest.mark.redis
 
@@ -101,8 +101,7 @@ def test_status_entries_are_flat_with_nested_values_json_and_only_phase_transiti
         await sink.close()
 
     run(scenario)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    entries = [fields for _, fields in client.xrange(STATUS)]
+    entries = stream_entries(redis_url, STATUS)
     assert entries == [
         {
             "type": "object.ready",
@@ -128,7 +127,7 @@ def test_status_entries_are_flat_with_nested_values_json_and_only_phase_transiti
             "conditions": "[]",
         },
     ]
-    assert client.exists(RESULTS) == 0
+    assert redis.Redis.from_url(redis_url).exists(RESULTS) == 0
     assert warnings == []
 
 
@@ -154,8 +153,7 @@ def test_result_entry_has_the_original_fields_flat_and_as_json_data(redis_url: s
         await sink.close()
 
     run(scenario)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    [(_, fields)] = client.xrange(RESULTS)
+    [fields] = stream_entries(redis_url, RESULTS)
     record = json.loads(fields.pop("data"))
     assert record == {
         "job_id": "job-1",
@@ -189,9 +187,8 @@ def test_result_of_turns_the_last_envelope_into_a_result(redis_url: str) -> None
         await sink.close()
 
     run(scenario)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    assert client.xlen(STATUS) == 2
-    [(_, fields)] = client.xrange(RESULTS)
+    assert len(stream_entries(redis_url, STATUS)) == 2
+    [fields] = stream_entries(redis_url, RESULTS)
     assert (fields["job_id"], fields["status"], fields["operation"]) == ("op-1", "success", "up")
 
 
@@ -212,7 +209,7 @@ def test_every_xadd_caps_its_stream(redis_url: str) -> None:
     # `MAXLEN ~` trims whole macro nodes (100 entries by default), so it keeps at least `cap`.
     assert cap <= length <= cap + 100
     # The newest are kept.
-    assert client.xrevrange(STATUS, count=1)[0][1]["ref"] == f"deployment/d{total - 1}"
+    assert stream_entries(redis_url, STATUS, newest_first=True, count=1)[0]["ref"] == f"deployment/d{total - 1}"
 
 
 def test_a_full_buffer_drops_the_oldest_and_counts_them(redis_url: str) -> None:
@@ -225,8 +222,9 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them(redis_url: str) -> None:
         assert (sink.stats.sent, sink.stats.dropped) == (10, 15)
 
     run(scenario)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    assert [fields["ref"] for _, fields in client.xrange(STATUS)] == [f"deployment/d{i}" for i in range(15, 25)]
+    assert [fields["ref"] for fields in stream_entries(redis_url, STATUS)] == [
+        f"deployment/d{i}" for i in range(15, 25)
+    ]
 
 
 def test_unreachable_at_start_the_job_goes_on_with_one_masked_warning(redis_factory: RedisFactory) -> None:
@@ -390,6 +388,4 @@ def test_a_failing_mapping_function_never_reaches_the_operation(redis_url: str) 
 
     run(scenario)
     assert len(warnings) == 1 and "KeyError" in warnings[0]
-    assert [fields["ref"] for _, fields in redis.Redis.from_url(redis_url, decode_responses=True).xrange(STATUS)] == [
-        "deployment/d1"
-    ]
+    assert [fields["ref"] for fields in stream_entries(redis_url, STATUS)] == ["deployment/d1"]

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from envspec.worker.streams import ConsumerConfig, ConsumerError, Result, StreamConsumer, StreamMessage
-from tests.redis_fixtures import RedisFactory
+from tests.redis_fixtures import RedisFactory, stream_entries
 
 pytestmark = pytest.mark.redis
 
@@ -51,7 +51,7 @@ class Recorder:
 
 
 def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario(), 120))  # type: ignore[arg-type]
+    return asyncio.run(asyncio.wait_for(scenario(), 120))
 
 
 @contextlib.asynccontextmanager
@@ -83,7 +83,8 @@ def add_jobs(url: str, *jobs: str, **extra: str) -> list[str]:
 
 def results(url: str) -> list[dict[str, str]]:
     with client(url) as c:
-        return [fields for _, fields in c.xrange(RESULTS)]
+        reply: Any = c.xrange(RESULTS)
+    return [dict(fields) for _, fields in reply]
 
 
 def pending_count(url: str) -> int:
@@ -231,7 +232,7 @@ def test_after_max_deliveries_the_entry_is_dead_lettered_not_run(redis_url: str)
     run(scenario)
     assert handler.calls == []
     reason = "delivered 4 times without being acknowledged (at most 3)"
-    [dead] = [fields for _, fields in client(redis_url).xrange(DEAD)]
+    [dead] = stream_entries(redis_url, DEAD)
     assert dead.pop("dead_letter_time").endswith("Z")
     assert dead == {
         "job": "poison",
@@ -305,7 +306,7 @@ def test_malformed_entries_take_the_error_path_and_the_worker_goes_on(redis_url:
     assert by_job["bad"]["status"] == "error" and "not valid JSON" in by_job["bad"]["error"]
     assert by_job["latin1-\ufffd"]["status"] == "error"
     assert by_job["good"]["status"] == "success"
-    dead = [fields for _, fields in client(redis_url).xrange(DEAD)]
+    dead = stream_entries(redis_url, DEAD)
     assert [d["job"] for d in dead] == ["bad", "latin1-\ufffd"]
     assert all(d["dead_letter_reason"].startswith("data: not valid JSON") for d in dead)
     assert pending_count(redis_url) == 0
@@ -532,7 +533,8 @@ def test_an_outcome_redis_refuses_leaves_the_entry_pending_and_the_worker_servin
 )
 def test_config_refuses_values_that_cannot_work(option: str, value: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        config("redis://127.0.0.1:1/0", **{option: value})
+        options: dict[str, Any] = {option: value}
+        config("redis://127.0.0.1:1/0", **options)
 
 
 def test_socket_timeout_is_above_the_block_time() -> None:

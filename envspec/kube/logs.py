@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -215,7 +215,7 @@ async def stream_log(
     tail_lines: int | None = None,
     since: datetime | None = None,
     idle_seconds: float = IDLE_SECONDS,
-) -> AsyncIterator[LogLine]:
+) -> AsyncGenerator[LogLine, None]:
     """The log of `container` (default: the pod's only one) of `pod`, line by line.
 
     With `follow`, the stream is resumed whenever it breaks or ends while the

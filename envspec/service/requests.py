@@ -75,7 +75,7 @@ class EnvironmentConfig(BaseModel):
     app_image: str = Field(min_length=1)
     app_port: int = Field(DEFAULT_APP_PORT, ge=1, le=65535)
     database: DatabaseChoice = "none"
-    ttl_minutes: int | None = Field(None, gt=0)
+    ttl_minutes: int | None = Field(default=None, gt=0)
     cpu_limit: str | None = None
     memory_limit: str | None = None
     replicas: int | None = Field(None, ge=0)
