@@ -194,6 +194,8 @@ def test_a_progress_deadline_that_ran_out_before_this_run_is_waited_on_not_termi
     stale = assess(stuck_deployment("2026-03-01T11:59:30Z"), Related(since=run_began))
     assert not stale.failed and not stale.done
     assert "the progress deadline ran out before this run (at 2026-03-01T11:59:30Z)" in stale.message
+    same_second = assess(stuck_deployment("2026-03-01T12:00:00Z"), Related(since=run_began))
+    assert not same_second.failed  # whole-second timestamps: cannot be told from before the run
     fresh = assess(stuck_deployment("2026-03-01T12:00:05Z"), Related(since=run_began))
     assert fresh.failed and fresh.message.startswith("rollout stuck: ")
     # Without a run start (status of an environment, not a run) the condition is what it says.

@@ -161,7 +161,9 @@ def deployment_readiness(obj: Json, since: datetime | None = None) -> Readiness:
     progressing = _condition(obj, "Progressing")
     if progressing and progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
         stamp = _condition_time(progressing)
-        if since is not None and stamp is not None and stamp < since:
+        # Server timestamps have whole seconds: a condition from the second the run began
+        # cannot be told from one set before it, and is waited on (within the deadline).
+        if since is not None and stamp is not None and stamp <= since:
             return waiting(
                 f"{int(status.get('readyReplicas', 0))}/{desired} ready: the progress deadline ran out before this "
                 f"run (at {stamp.strftime('%Y-%m-%dT%H:%M:%SZ')}); waiting for the rollout to recover"
