@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -91,4 +92,21 @@ def kube_namespace(kube_cluster: ClusterInfo, request: pytest.FixtureRequest) ->
     yield name
     kubectl(
         kube_cluster, "delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=120s", timeout=150
+    )
+
+
+ENVSPEC = [sys.executable, "-m", "envspec"]
+
+
+def envspec_env(cluster: ClusterInfo) -> dict[str, str]:
+    """The environment of an envspec process aimed at the test cluster (its kubeconfig, not a service account)."""
+    env = dict(os.environ, KUBECONFIG=cluster.kubeconfig)
+    env.pop("K8S_IN_CLUSTER", None)
+    return env
+
+
+def run_envspec(cluster: ClusterInfo, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the envspec command (a fresh process, as a user would) against the test cluster."""
+    return subprocess.run(
+        [*ENVSPEC, *args], env=envspec_env(cluster), capture_output=True, text=True, timeout=timeout, check=False
     )

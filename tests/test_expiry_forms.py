@@ -9,9 +9,6 @@ parser in `envspec.meta`. A date without a time once crashed `ls` and `status`
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,7 +18,7 @@ import pytest
 
 from envspec.cluster import ClusterInfo
 from envspec.meta import EXPIRES_AT_ANNOTATION, parse_instant
-from tests.cluster_fixtures import run_kubectl
+from tests.cluster_fixtures import run_envspec, run_kubectl
 
 pytestmark = pytest.mark.cluster
 
@@ -40,22 +37,14 @@ FORMS = [
 ]
 
 
-def envspec(cluster: ClusterInfo, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, KUBECONFIG=cluster.kubeconfig)
-    env.pop("K8S_IN_CLUSTER", None)
-    return subprocess.run(
-        [sys.executable, "-m", "envspec", *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
 @pytest.fixture(scope="module")
 def environment(kube_cluster: ClusterInfo) -> Iterator[tuple[str, str]]:
     env_id = "exp" + uuid.uuid4().hex[:6]
-    done = envspec(kube_cluster, "up", "-f", str(QUICKSTART), "--id", env_id, "-o", "json")
+    done = run_envspec(kube_cluster, "up", "-f", str(QUICKSTART), "--id", env_id, "-o", "json", timeout=120)
     assert done.returncode == 0, done.stderr
     summary = next(json.loads(line) for line in done.stdout.splitlines() if '"event":"summary"' in line)
     yield summary["environment"], summary["namespace"]
-    envspec(kube_cluster, "down", "-f", str(QUICKSTART), "--id", env_id, "--no-wait")
+    run_envspec(kube_cluster, "down", "-f", str(QUICKSTART), "--id", env_id, "--no-wait")
 
 
 def write_expiry(cluster: ClusterInfo, namespace: str, form: str) -> None:
@@ -73,32 +62,32 @@ def test_every_command_reads_a_hand_written_expiry(
     env_id = name.rsplit("-", 1)[1]
 
     write_expiry(kube_cluster, namespace, form)
-    listed = envspec(kube_cluster, "ls", "-o", "json")
+    listed = run_envspec(kube_cluster, "ls", "-o", "json")
     assert listed.returncode == 0, listed.stderr
     row = next(r for r in json.loads(listed.stdout) if r["namespace"] == namespace)
     assert row["expires_at"] == form
     assert abs(row["expires_in_seconds"] - expected_left) < 120
-    table = envspec(kube_cluster, "ls")
+    table = run_envspec(kube_cluster, "ls")
     assert table.returncode == 0 and namespace in table.stdout
     assert ("expired" in table.stdout) == (expected_left < 0)
 
-    status = envspec(kube_cluster, "status", "--name", name, "-o", "json")
+    status = run_envspec(kube_cluster, "status", "--name", name, "-o", "json")
     assert status.returncode == 0, status.stderr
     assert abs(json.loads(status.stdout)["expires_in_seconds"] - expected_left) < 120
-    assert envspec(kube_cluster, "status", "--name", name).returncode == 0
+    assert run_envspec(kube_cluster, "status", "--name", name).returncode == 0
 
-    swept = envspec(kube_cluster, "gc", "--dry-run", "-o", "json")
+    swept = run_envspec(kube_cluster, "gc", "--dry-run", "-o", "json")
     assert swept.returncode == 0, swept.stderr
     verdicts = [json.loads(line) for line in swept.stdout.splitlines()]
     would_delete = [v for v in verdicts if v["event"] == "gc_deleted" and v["namespace"] == namespace]
     assert bool(would_delete) == (expected_left <= 0)
     assert not [v for v in verdicts if v["event"] == "gc_skipped" and v["namespace"] == namespace]
 
-    extended = envspec(kube_cluster, "extend", "--name", name, "--ttl", "1h")
+    extended = run_envspec(kube_cluster, "extend", "--name", name, "--ttl", "1h")
     assert extended.returncode == 0, extended.stderr
     assert f"(was {expected.strftime('%Y-%m-%dT%H:%M:%SZ')})" in extended.stdout
 
     write_expiry(kube_cluster, namespace, form)
-    again = envspec(kube_cluster, "up", "-f", str(QUICKSTART), "--id", env_id)
+    again = run_envspec(kube_cluster, "up", "-f", str(QUICKSTART), "--id", env_id, timeout=120)
     assert again.returncode == 0, again.stderr
     assert "expires in 59m" in again.stdout or "expires in 1h" in again.stdout  # up renews: now + ttl

@@ -13,7 +13,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,10 +42,10 @@ from envspec.plan import (
     TTL_ANNOTATION,
 )
 from envspec.sinks import Recorder as EventLog
+from tests.cluster_fixtures import ENVSPEC, envspec_env, run_envspec
 from tests.cluster_fixtures import kubectl as fixture_kubectl
 
 REPO = Path(__file__).resolve().parent.parent
-ENVSPEC = [sys.executable, "-m", "envspec"]
 
 
 def kubectl(cluster: ClusterInfo, *args: str, stdin: str | None = None, check: bool = True) -> str:
@@ -323,18 +322,6 @@ def test_a_namespace_stuck_terminating_is_reported_with_what_blocks_it(
 
 
 # ---------------------------------------------------------------- the command
-
-
-def envspec_env(cluster: ClusterInfo) -> dict[str, str]:
-    env = dict(os.environ, KUBECONFIG=cluster.kubeconfig)
-    env.pop("K8S_IN_CLUSTER", None)
-    return env
-
-
-def run_envspec(cluster: ClusterInfo, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ENVSPEC, *args], env=envspec_env(cluster), capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 @pytest.mark.cluster

@@ -45,6 +45,7 @@ from envspec.kube.ssa import (
     server_message,
     status_code,
 )
+from envspec.kube.times import format_server_time
 
 Json = dict[str, Any]
 
@@ -191,7 +192,7 @@ def _log_params(
         if tail_lines is not None:
             params["tailLines"] = str(tail_lines)
         if since is not None:
-            params["sinceTime"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            params["sinceTime"] = format_server_time(since)
     return params
 
 

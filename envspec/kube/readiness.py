@@ -21,6 +21,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any, NamedTuple
 
+from envspec.kube.times import format_server_time, parse_server_time
 from envspec.units import parse_quantity
 
 Json = Mapping[str, Any]
@@ -166,7 +167,7 @@ def deployment_readiness(obj: Json, since: datetime | None = None) -> Readiness:
         if since is not None and stamp is not None and stamp <= since:
             return waiting(
                 f"{int(status.get('readyReplicas', 0))}/{desired} ready: the progress deadline ran out before this "
-                f"run (at {stamp.strftime('%Y-%m-%dT%H:%M:%SZ')}); waiting for the rollout to recover"
+                f"run (at {format_server_time(stamp)}); waiting for the rollout to recover"
             )
         return failed(f"rollout stuck: {progressing.get('message', 'progress deadline exceeded')}")
     replica_failure = _condition(obj, "ReplicaFailure")
@@ -322,25 +323,17 @@ class Related:
 
 def _condition_time(condition: Mapping[str, Any]) -> datetime | None:
     """When a condition last changed: lastUpdateTime (Deployments), else lastTransitionTime."""
-    for key in ("lastUpdateTime", "lastTransitionTime"):
-        value = condition.get(key)
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-    return None
+    return parse_server_time(condition.get("lastUpdateTime")) or parse_server_time(condition.get("lastTransitionTime"))
 
 
 def server_time_of(obj: Json, manager: str) -> datetime | None:
     """When `manager` last wrote `obj`, on the API server's clock (its managedFields entry)."""
     times = [
-        entry.get("time")
+        parse_server_time(entry.get("time"))
         for entry in (obj.get("metadata") or {}).get("managedFields") or []
-        if entry.get("manager") == manager and isinstance(entry.get("time"), str)
+        if entry.get("manager") == manager
     ]
-    parsed = [_condition_time({"lastUpdateTime": t}) for t in times]
-    known = [t for t in parsed if t is not None]
+    known = [t for t in times if t is not None]
     return max(known) if known else None
 
 

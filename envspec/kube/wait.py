@@ -26,6 +26,7 @@ from envspec.kube.informer import Informer
 from envspec.kube.kinds import ResourceType
 from envspec.kube.readiness import Readiness, Related, assess, has_pods, waiting
 from envspec.kube.ssa import describe
+from envspec.kube.times import format_server_time
 
 Json = dict[str, Any]
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
@@ -258,7 +259,7 @@ async def wait_ready(
             down_since, reason = outage
             raise NotReadyError(
                 f"not ready after {deadline.describe()}: the API server has been unreachable since "
-                f"{down_since.strftime('%Y-%m-%dT%H:%M:%SZ')} ({reason}); "
+                f"{format_server_time(down_since)} ({reason}); "
                 f"last known state: {stuck or 'nothing seen yet'}"
             )
         raise NotReadyError(f"not ready after {deadline.describe()}: {stuck}")

@@ -36,8 +36,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from envspec.meta import format_instant_ms
 from envspec.report.redis_url import mask_text, mask_url
-from envspec.report.results import OperationResult, flat_fields, result_fields, rfc3339
+from envspec.report.results import OperationResult, flat_fields, result_fields
 
 DEFAULT_STREAM_PREFIX = "maestro:streams:k8s"
 DEFAULT_MAXLEN = 10_000
@@ -92,7 +93,7 @@ def status_entry(envelope: EnvelopeLike, status: str, fields: Mapping[str, objec
         flat_fields(
             {
                 "type": status,
-                "time": rfc3339(envelope.time),
+                "time": format_instant_ms(envelope.time),
                 "operation_id": envelope.operation_id,
                 "operation": envelope.operation,
                 "environment": envelope.environment,

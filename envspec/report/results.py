@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from envspec.meta import format_instant_ms
+
 STATUS_SUCCESS = "success"
 STATUS_ERROR = "error"
 # The fixed keys of a record; `extra` may add others but never replace these.
@@ -32,11 +34,6 @@ RECORD_KEYS = (
     "time",
     "error",
 )
-
-
-def rfc3339(instant: datetime) -> str:
-    """`2026-01-01T12:00:00.000Z` (UTC, milliseconds), as every envspec timestamp."""
-    return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ class OperationResult:
                 "execution_id": self.execution_id,
                 "operation": self.operation,
                 "environment": self.environment,
-                "time": rfc3339(self.time),
+                "time": format_instant_ms(self.time),
             }
         )
         if self.error is not None:

@@ -24,6 +24,7 @@ from envspec.events import Emitter
 from envspec.kube.client import ClusterTarget
 from envspec.kube.deadline import Deadline
 from envspec.lifecycle.expiry import Clock, system_clock
+from envspec.meta import format_instant
 from envspec.operations.down import down
 from envspec.operations.environments import EnvironmentRef
 from envspec.operations.extend import extend
@@ -142,7 +143,7 @@ async def _extend(request: Request, service: Service, events: Emitter) -> tuple[
     ttl = request.ttl_minutes * 60 if request.ttl_minutes is not None else None
     extension = await extend(service.target, _ref(request), ttl_seconds=ttl, clock=service.clock, events=events)
     return EnvironmentRef(extension.environment, extension.namespace), {
-        "expires_at": extension.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "expires_at": format_instant(extension.expires_at),
         "previous_expires_at": extension.previous,
     }
 

@@ -62,8 +62,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from envspec.errors import EnvspecError
+from envspec.meta import format_instant_ms
 from envspec.report.redis_url import mask_text, mask_url
-from envspec.report.results import rfc3339
 
 logger = logging.getLogger("envspec.worker")
 
@@ -542,7 +542,7 @@ class StreamConsumer:
                 "dead_letter_id": message.id,
                 "dead_letter_deliveries": str(message.deliveries),
                 "dead_letter_consumer": self.config.consumer,
-                "dead_letter_time": rfc3339(datetime.now(UTC)),
+                "dead_letter_time": format_instant_ms(datetime.now(UTC)),
             }
         )
         return fields
