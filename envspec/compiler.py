@@ -9,12 +9,13 @@ value gets a visible placeholder.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from envspec import refs
-from envspec.model import Database, Service, TestJob
+from envspec.model import RESERVED_ENV_PREFIX, Database, Service, TestJob
 from envspec.plan import (
     ENVIRONMENT_LABEL,
     MANAGED_BY_LABEL,
@@ -39,6 +40,11 @@ WAVE_CONFIG = 2  # Secrets
 WAVE_NETWORK = 3  # Services (and PersistentVolumeClaims)
 WAVE_DATABASES = 4  # StatefulSets
 WAVE_FIRST_SERVICES = 5  # Deployments, one wave per dependsOn layer; Jobs after the last
+
+# Kubernetes expands `$(NAME)` in a container's command, args and env values from its env.
+# Only envspec's own helper variables (model.RESERVED_ENV_PREFIX) are ever expanded: every
+# `$` of the spec's text that the expansion would consume is escaped (see escape_expansion).
+_EXPANDED_DOLLAR = re.compile(r"\$(?=[$(]|\Z)")
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 NAME_LABEL = "app.kubernetes.io/name"
@@ -387,7 +393,8 @@ class _Compiler:
         return "".join(s if isinstance(s, str) else self.reference_value(s) for s in refs.parse(text))
 
     def substitute_all(self, words: list[str] | None) -> list[str] | None:
-        return None if words is None else [self.substitute(word) for word in words]
+        """Command or args: the words as the container must see them, escaped for $(VAR) expansion."""
+        return None if words is None else [escape_expansion(self.substitute(word)) for word in words]
 
     def is_secret(self, ref: refs.Reference) -> bool:
         return ref.scope in self.spec.databases and ref.attribute in refs.SECRET_ATTRIBUTES
@@ -403,9 +410,10 @@ class _Compiler:
                 result.append({"name": name, "valueFrom": self.secret_key_ref(secret_refs[0])})
                 continue
             parts: list[str] = []
+            literal: list[str] = []  # the text between helpers: what the user wrote, references filled
             for segment in segments:
                 if isinstance(segment, str):
-                    parts.append(segment)
+                    literal.append(segment)
                 elif self.is_secret(segment):
                     # Kubernetes expands $(VAR) from variables defined earlier in the list,
                     # so the secret is joined into the value by the kubelet, not by us.
@@ -413,9 +421,12 @@ class _Compiler:
                     if helper not in injected:
                         injected.add(helper)
                         result.append({"name": helper, "valueFrom": self.secret_key_ref(segment)})
+                    parts.append(escape_expansion("".join(literal)))
+                    literal = []
                     parts.append(f"$({helper})")
                 else:
-                    parts.append(self.reference_value(segment))
+                    literal.append(self.reference_value(segment))
+            parts.append(escape_expansion("".join(literal)))
             result.append({"name": name, "value": "".join(parts)})
         return result
 
@@ -424,7 +435,18 @@ class _Compiler:
 
 
 def _helper_variable(ref: refs.Reference) -> str:
-    return f"ENVSPEC_{ref.scope.upper().replace('-', '_')}_{ref.attribute.upper()}"
+    return f"{RESERVED_ENV_PREFIX}{ref.scope.upper().replace('-', '_')}_{ref.attribute.upper()}"
+
+
+def escape_expansion(text: str) -> str:
+    """`text` written so that Kubernetes' $(VAR) expansion gives it back unchanged.
+
+    The kubelet turns `$$` into `$` and `$(NAME)` into the value of NAME; a `$` before any
+    other character (or at the end) is kept. So a `$` before `$` or `(`, or ending the text
+    (a helper's `$(…)` may follow it), is doubled: no spelling in a spec, and no value a
+    reference brings in, can expand a variable, a secret-backed one least of all.
+    """
+    return _EXPANDED_DOLLAR.sub("$$", text)
 
 
 _TOP_ORDER = ("apiVersion", "kind", "metadata", "type", "spec", "stringData", "data")

@@ -24,6 +24,9 @@ Engine = Literal["postgresql", "mysql", "mongodb", "redis"]
 NAME_MAX_LENGTH = 40
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# envspec's own container variables (the secret-backed helpers of embedded references).
+RESERVED_ENV_PREFIX = "ENVSPEC_"
+_HELPER_EXPANSION = "$(" + RESERVED_ENV_PREFIX
 
 
 def _fail(message: str) -> PydanticCustomError:
@@ -100,15 +103,32 @@ def _range_text(minimum: int, maximum: int | None) -> str:
     return f"must be an integer between {minimum} and {maximum}"
 
 
+def _helper_expansion_problem(text: str) -> str | None:
+    """Spec text reaches the container exactly as written (envspec escapes Kubernetes' $(VAR)
+    expansion), so `$(ENVSPEC_…)` could never mean what its writer hoped: say so."""
+    if _HELPER_EXPANSION not in text:
+        return None
+    return (
+        f"{_HELPER_EXPANSION}…) names a variable reserved for envspec; spec text is passed on as written, "
+        "without $(VAR) expansion: use a reference such as ${db.password} in an env value instead"
+    )
+
+
 def _command(value: Any) -> list[str]:
     if isinstance(value, str):
         try:
-            return shlex.split(value)
+            words = shlex.split(value)
         except ValueError as exc:
             raise _fail(f"cannot split into words: {exc}") from None
-    if isinstance(value, list):
-        return [_as_text(item, "a string") for item in value]
-    raise _fail("must be a list of strings, or a string split like a shell would")
+    elif isinstance(value, list):
+        words = [_as_text(item, "a string") for item in value]
+    else:
+        raise _fail("must be a list of strings, or a string split like a shell would")
+    for word in words:
+        problem = _helper_expansion_problem(word)
+        if problem:
+            raise _fail(problem)
+    return words
 
 
 def _empty_if_none(value: Any) -> Any:
@@ -129,7 +149,15 @@ def _env_map(value: Any) -> dict[str, str]:
             raise _fail_at(key, "must be a string")
         if not ENV_NAME.fullmatch(str(key)):
             raise _fail_at(key, "invalid variable name (letters, digits, '_', '.', '-'; not starting with a digit)")
-        result[str(key)] = _as_text(item, "a string")
+        if str(key).startswith(RESERVED_ENV_PREFIX):
+            raise _fail_at(
+                key, f"variable names starting with {RESERVED_ENV_PREFIX} are reserved for envspec's own variables"
+            )
+        text = _as_text(item, "a string")
+        problem = _helper_expansion_problem(text)
+        if problem:
+            raise _fail_at(key, problem)
+        result[str(key)] = text
     return result
 
 
