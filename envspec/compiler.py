@@ -3,7 +3,7 @@
 Pure: the result depends only on the arguments (no files but the packaged
 templates, no clock, no randomness, no environment), so identical input gives
 byte-identical output. Secret values come in as an argument; a slot without a
-value gets a visible placeholder.
+value gets a visible placeholder, written where the API server refuses it.
 """
 
 from __future__ import annotations
@@ -201,6 +201,13 @@ class _Compiler:
             data[key] = self.secret_value(SecretSlot(secret_name(name), key))
         data["url"] = str(fill(definition.url, values))
         manifest: Manifest = render("base/secret", name=secret_name(name), data=dict(sorted(data.items())))
+        unset = {key: value for key, value in data.items() if SECRET_PLACEHOLDER in value}
+        if unset:
+            # A review render (no secret values given) must not be appliable with a password
+            # everybody knows: the placeholder-bearing keys go under `data`, which holds base64,
+            # and `<` is no base64 character, so the API server refuses the whole Secret.
+            manifest["stringData"] = {k: v for k, v in manifest["stringData"].items() if k not in unset}
+            manifest["data"] = dict(sorted(unset.items()))
         return manifest
 
     def database_values(self, name: str, database: Database, definition: Engine) -> dict[str, str]:

@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 
 from envspec import __version__
 from envspec.cli.main import cli, main
-from envspec.render import GENERATED_HEADER
+from envspec.render import GENERATED_HEADER, INDEX_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = str(REPO / "examples" / "quickstart" / "maestro-env.yaml")
@@ -44,6 +44,11 @@ def run(*args: str, input: str | None = None, env: dict[str, str | None] | None 
 
 def load_all(text: str) -> list[Any]:
     return list(YAML(typ="safe", pure=True).load_all(io.StringIO(text)))
+
+
+def rendered_files(directory: Path) -> list[Path]:
+    """The manifests of an --out-dir, without render's index of them."""
+    return sorted(p for p in directory.iterdir() if p.name != INDEX_NAME)
 
 
 def secret_values(manifests: list[dict[str, Any]]) -> list[str]:
@@ -225,7 +230,7 @@ def test_render_prints_multi_document_yaml_in_plan_order() -> None:
         ("StatefulSet", "db"),
         ("Deployment", "app"),
     ]
-    assert documents[4]["stringData"]["password"] == "<generated-at-apply>"
+    assert documents[4]["data"]["password"] == "<generated-at-apply>"
     # identical runs give identical output
     assert run("render", "-f", QUICKSTART).stdout == result.stdout
 
@@ -273,7 +278,7 @@ def test_render_out_dir(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert result.stdout == ""
     expected = load_all(run("render", "-f", FULLSTACK, "--tests").stdout)
-    files = sorted(out.iterdir())  # `kubectl apply -f DIR` reads files in lexical order
+    files = rendered_files(out)  # `kubectl apply -f DIR` reads files in lexical order
     assert result.stderr == f"wrote {len(expected)} files to {out}\n"
     assert [p.name for p in files][:3] == [
         "000-namespace-quality-fabric-fullstack.yaml",
@@ -302,18 +307,18 @@ def test_render_out_dir_replaces_its_own_files_and_keeps_foreign_ones(tmp_path: 
     for name, text in foreign.items():
         (out / name).write_text(text, encoding="utf-8")
     assert run("render", "-f", FULLSTACK, "--tests", "--out-dir", str(out)).exit_code == 0
-    with_tests = {p.name for p in out.iterdir()} - set(foreign)
+    with_tests = {p.name for p in rendered_files(out)} - set(foreign)
     assert any("-job-" in name for name in with_tests)
     # a second render without tests removes the Job files it wrote before
     assert run("render", "-f", FULLSTACK, "--out-dir", str(out)).exit_code == 0
-    generated = {p.name for p in out.iterdir()} - set(foreign)
+    generated = {p.name for p in rendered_files(out)} - set(foreign)
     assert not any("-job-" in name for name in generated)
     assert len(generated) == len(load_all(run("render", "-f", FULLSTACK).stdout))
     for name, text in foreign.items():
         assert (out / name).read_text(encoding="utf-8") == text
     # a smaller spec replaces the bigger one's files
     assert run("render", "-f", QUICKSTART, "--out-dir", str(out)).exit_code == 0
-    generated = {p.name for p in out.iterdir()} - set(foreign)
+    generated = {p.name for p in rendered_files(out)} - set(foreign)
     assert len(generated) == 9
     assert not any("fullstack" in name or "worker" in name for name in generated)
     # JSON output is recognised as ours too
@@ -329,7 +334,7 @@ def test_render_out_dir_keeps_plan_order_past_a_thousand_objects(tmp_path: Path)
     spec.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     assert run("render", "-f", str(spec), "--out-dir", str(out)).exit_code == 0
-    names = sorted(p.name for p in out.iterdir())
+    names = [p.name for p in rendered_files(out)]
     assert len(names) == 4 + 520 * 2
     assert names[0] == "0000-namespace-envspec-huge.yaml"
     assert names[-1] == "1043-deployment-s0519.yaml"
@@ -340,7 +345,7 @@ def test_render_out_dir_keeps_plan_order_past_a_thousand_objects(tmp_path: Path)
     )
     # a smaller plan written later removes every file of the bigger one
     assert run("render", "-f", QUICKSTART, "--out-dir", str(out)).exit_code == 0
-    assert len(list(out.iterdir())) == 9
+    assert len(rendered_files(out)) == 9
 
 
 def test_render_out_dir_that_is_a_file(tmp_path: Path) -> None:
@@ -369,7 +374,7 @@ def test_render_show_secrets(tmp_path: Path) -> None:
     # and the same holds for files written with --out-dir
     out = tmp_path / "out"
     assert run("render", "-f", FULLSTACK, "--show-secrets", "--out-dir", str(out)).exit_code == 0
-    for path in out.iterdir():
+    for path in rendered_files(out):
         (document,) = load_all(path.read_text(encoding="utf-8"))
         if document["kind"] == "Secret":
             continue

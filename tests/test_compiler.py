@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -399,17 +401,26 @@ def test_secret_slots() -> None:
     assert compile_plan(valid).secret_slots == secret_slots(valid)
 
 
-def test_placeholder_by_default() -> None:
+def test_placeholder_by_default_is_where_the_api_server_refuses_it() -> None:
+    """A review render must not be appliable with the public placeholder as a password:
+    placeholder-bearing keys are under `data` (base64 only), which `<` can never be in."""
     plan = plan_of(FULL)
     secret = plan.find("Secret", "db-credentials").manifest  # type: ignore[union-attr]
+    unset = secret["data"]
+    assert unset["password"] == SECRET_PLACEHOLDER == "<generated-at-apply>"
+    assert unset["url"] == f"postgresql://envspec:{SECRET_PLACEHOLDER}@db:5432/orders"
+    assert set(unset) == {"password", "url"}
+    for value in unset.values():
+        with pytest.raises(binascii.Error):
+            base64.b64decode(value, validate=True)
     data = secret["stringData"]
-    assert data["password"] == SECRET_PLACEHOLDER == "<generated-at-apply>"
-    assert data["url"] == f"postgresql://envspec:{SECRET_PLACEHOLDER}@db:5432/orders"
-    assert data["host"] == "db" and data["port"] == "5432" and data["username"] == "envspec"
-    assert data["database"] == "orders"
-    rel = plan.find("Secret", "rel-credentials").manifest["stringData"]  # type: ignore[union-attr]
-    assert rel["root-password"] == SECRET_PLACEHOLDER
-    cache = plan.find("Secret", "cache-credentials").manifest["stringData"]  # type: ignore[union-attr]
+    assert data == {"database": "orders", "host": "db", "port": "5432", "username": "envspec"}
+    rel = plan.find("Secret", "rel-credentials").manifest  # type: ignore[union-attr]
+    assert rel["data"]["root-password"] == SECRET_PLACEHOLDER
+    assert "root-password" not in rel["stringData"]
+    cache = plan.find("Secret", "cache-credentials").manifest  # type: ignore[union-attr]
+    assert "data" not in cache
+    cache = cache["stringData"]
     assert cache == {"host": "cache", "port": "6379", "url": "redis://cache:6379/0"}
 
 
