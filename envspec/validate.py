@@ -74,11 +74,13 @@ class _Collector:
     def __init__(self, doc: LoadedDocument) -> None:
         self.doc = doc
         self.problems: list[Problem] = []
+        self.seen: set[Problem] = set()  # a set, not the list: 100,000 problems must stay linear
 
     def add(self, path: PathKey, message: str, *, key: bool = False, display: PathKey | None = None) -> None:
         location = self.doc.locate(path, key=key)
         problem = Problem(location, format_path(display if display is not None else path), message)
-        if problem not in self.problems:
+        if problem not in self.seen:
+            self.seen.add(problem)
             self.problems.append(problem)
 
 

@@ -486,7 +486,7 @@ BROKEN: dict[str, tuple[str, list[str]]] = {
             at(
                 2,
                 7,
-                "name: 'demo\n' is not a valid name: use lower-case letters, digits and '-', "
+                "name: 'demo\\n' is not a valid name: use lower-case letters, digits and '-', "
                 "starting and ending with a letter or digit",
             ),
             at(3, 6, "ttl: invalid duration '1h\\n': expected e.g. 30s, 45m, 2h, 1h30m or 7d"),
