@@ -116,6 +116,7 @@ def _helper_expansion_problem(text: str) -> str | None:
 # One piece of a shell word: plain characters, a backslash escape, a '…' or a "…" string.
 _WORD_PIECE = re.compile(r"""[^ \t\r\n'"\\]++|\\(.)|'([^']*+)'|"((?:[^"\\]++|\\.)*+)"|([ \t\r\n]++)|(.)""", re.S)
 _DOUBLE_QUOTED_ESCAPE = re.compile(r'\\(["\\])')
+_IN_DOUBLE_QUOTES = re.compile(r'(?:[^"\\]++|\\.)*+', re.S)
 
 
 # As many words as a spec may have nodes (loader.MAX_NODES): a string is no way around it.
@@ -137,7 +138,7 @@ def split_words(text: str) -> list[str]:
                     raise ValueError(f"more than {MAX_WORDS:,} words, the most a command may have")
             continue
         if stray is not None:
-            raise ValueError("No escaped character" if stray == "\\" else "No closing quotation")
+            raise ValueError(_split_error(text, stray, piece.end()))
         if word is None:
             word = []
         if escaped is not None:
@@ -151,6 +152,15 @@ def split_words(text: str) -> list[str]:
     if word is not None:
         words.append("".join(word))
     return words
+
+
+def _split_error(text: str, stray: str, after: int) -> str:
+    """shlex's own words for what is wrong: a final backslash (also inside an unclosed "…")
+    has nothing to escape; otherwise a quote is not closed."""
+    if stray == '"':
+        after = _IN_DOUBLE_QUOTES.match(text, after).end()  # type: ignore[union-attr]
+        return "No escaped character" if after < len(text) else "No closing quotation"
+    return "No escaped character" if stray == "\\" else "No closing quotation"
 
 
 def _command(value: Any) -> list[str]:
