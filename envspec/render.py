@@ -76,8 +76,8 @@ def write_directory(plan: Plan, directory: Path, output: str) -> DirectoryResult
             text = f"{GENERATED_HEADER}\n{dump(obj.manifest)}"
         files[name] = (text, PRIVATE_MODE if obj.kind == "Secret" else public)
     refused = [problem for name in files if (problem := _foreign(directory / name, previous.get(name)))]
-    index = directory / INDEX_NAME
-    if not index.is_symlink() and index.exists() and not index.is_file():
+    index_path = directory / INDEX_NAME
+    if not index_path.is_symlink() and index_path.exists() and not index_path.is_file():
         refused.append(f"  {INDEX_NAME}: not a regular file (render keeps its list of files there)")
     if refused:
         raise EnvspecError(
