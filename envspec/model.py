@@ -3,7 +3,8 @@
 This module is the one place the spec language is defined. The JSON Schema
 (`envspec schema`, schemas/maestro-env.schema.json) is generated from it, and
 the validator maps pydantic's errors back to the YAML nodes. Checks that need
-more than one field (references, dependencies, quota) live in validate.py.
+more than one field (references, dependencies, quota) live in envspec/validation/meaning.py;
+defaults that depend on the process environment or on other fields in envspec/defaults.py.
 """
 
 from __future__ import annotations

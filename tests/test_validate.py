@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from envspec.defaults import ValidSpec
 from envspec.errors import SpecError
 from envspec.loader import load_text
-from envspec.validate import ValidSpec, validate
+from envspec.validation import validate
 
 SOURCE = "maestro-env.yaml"
 HEAD = "apiVersion: envspec/v1\nname: demo\n"
