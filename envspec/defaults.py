@@ -9,18 +9,29 @@ from the process environment that cannot be read at all (`SettingError`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from envspec.loader import LoadedDocument, PathKey
 from envspec.model import EnvironmentSpec, Quota, Resources
-from envspec.units import NEVER, format_cpu, format_duration, format_memory, parse_duration, parse_quantity
+from envspec.units import (
+    MAX_DURATION,
+    MAX_DURATION_SECONDS,
+    NEVER,
+    format_cpu,
+    format_duration,
+    format_memory,
+    parse_duration,
+    parse_quantity,
+)
 
 DEFAULT_NAMESPACE_PREFIX = "envspec"
 DEFAULT_TTL = "60m"
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 DEFAULT_LIMITS = {"cpu": "1000m", "memory": "1Gi"}
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts '²', which int() refuses
 AUTO = "auto"  # a quota sized exactly to what the environment needs
 
 
@@ -80,12 +91,6 @@ def namespace_prefix(spec: EnvironmentSpec, environ: Mapping[str, str]) -> Names
     return NamespacePrefix(DEFAULT_NAMESPACE_PREFIX, "default")
 
 
-# A ttl from K8S_TTL_MINUTES is read as digits before it becomes a number; this many
-# digits is already far beyond any duration the spec accepts, and keeps int() away
-# from Python's limit on the length of integer strings.
-_MAX_MINUTES_DIGITS = 12
-
-
 def ttl(spec: EnvironmentSpec, environ: Mapping[str, str]) -> tuple[str, int | None]:
     """(the ttl as envspec writes it, its seconds or None for `never`); SettingError for a bad K8S_TTL_MINUTES."""
     text = spec.ttl
@@ -93,17 +98,34 @@ def ttl(spec: EnvironmentSpec, environ: Mapping[str, str]) -> tuple[str, int | N
         minutes = environ.get("K8S_TTL_MINUTES")
         if minutes is None or minutes.strip() == "":
             text = DEFAULT_TTL
-        elif minutes.strip().isdigit() and len(minutes.strip()) <= _MAX_MINUTES_DIGITS and int(minutes) > 0:
-            text = format_duration(int(minutes) * 60)
-        else:
+        elif not _DIGITS.fullmatch(minutes.strip()) or _whole_minutes(minutes) == 0:
             raise SettingError(
                 ("ttl",),
                 f"environment variable K8S_TTL_MINUTES={minutes!r} must be a whole number of minutes > 0",
             )
+        elif _whole_minutes(minutes) * 60 > MAX_DURATION_SECONDS:
+            raise SettingError(
+                ("ttl",),
+                f"environment variable K8S_TTL_MINUTES={_shown(minutes)} is out of range: "
+                f"at most {MAX_DURATION_SECONDS // 60} minutes ({MAX_DURATION}, 100 years)",
+            )
+        else:
+            text = format_duration(_whole_minutes(minutes) * 60)
     if text == NEVER:
         return NEVER, None
     seconds = parse_duration(text)
     return format_duration(seconds), seconds
+
+
+def _whole_minutes(digits: str) -> int:
+    """The number; the digits are counted first, so a 5000-digit value never reaches Python's
+    integer-string limit (anything that long is out of range anyway)."""
+    digits = digits.strip().lstrip("0") or "0"
+    return int(digits) if len(digits) <= len(str(MAX_DURATION_SECONDS)) else MAX_DURATION_SECONDS + 1
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:20] + "…" + text[-8:])
 
 
 def default_ttl() -> tuple[str, int]:

@@ -18,11 +18,21 @@ from envspec.graph import CycleError, layers
 from envspec.loader import LoadedDocument, PathKey
 from envspec.model import DNS_LABEL, NAME_MAX_LENGTH, EnvironmentSpec
 from envspec.templates import engine
-from envspec.units import parse_quantity
+from envspec.units import MAX_QUANTITY, parse_quantity
+from envspec.validation.images import image_problem
 from envspec.validation.problems import ProblemCollector, with_suggestion
 from envspec.validation.structure import COMPONENT_MAPS, Shaped
 
-RESERVED_LABEL_PREFIXES = ("envspec.dev/", "app.kubernetes.io/", "pod-security.kubernetes.io/")
+# Label key prefixes (before the `/`) that belong to someone else, and whom; a subdomain
+# (`node.kubernetes.io`, `x.envspec.dev`) belongs to the same owner.
+RESERVED_LABEL_DOMAINS = (
+    ("envspec.dev", "envspec"),
+    ("app.kubernetes.io", "envspec"),  # envspec writes managed-by, name and component
+    ("pod-security.kubernetes.io", "envspec"),  # envspec writes the namespace's Pod Security level
+    ("kubernetes.io", "Kubernetes"),
+    ("k8s.io", "Kubernetes"),
+)
+RESERVED_LABEL_PREFIXES = ("janitor",)  # kube-janitor's janitor/ttl and janitor/expires (exact prefix)
 NAMESPACE_PREFIX_MAX_LENGTH = 40
 
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -146,11 +156,9 @@ class _Meaning:
     def check_labels(self) -> None:
         for key, value in self.spec.labels.items():
             path = ("labels", key)
-            problem = _label_key_problem(key)
+            problem = _label_key_problem(key) or _reserved_label_problem(key)
             if problem:
                 self.out.add(path, problem, key=True)
-            elif key.startswith(RESERVED_LABEL_PREFIXES):
-                self.out.add(path, f"label key '{key}' is reserved for envspec", key=True)
             if value and not (len(value) <= 63 and _LABEL_NAME.fullmatch(value)):
                 self.out.add(
                     path,
@@ -222,23 +230,62 @@ class _Meaning:
             self._check_text(("reporting", "redis", "url"), spec.reporting.redis.url, secrets_allowed=False)
 
     def _check_image(self, path: PathKey, image: str) -> None:
-        # The API server requires an image, and no pull can succeed with whitespace in it.
+        """The image as the container runtime will read it: with its references substituted
+        (a `${env.TAG}` holding a space or a newline makes it invalid), against the grammar."""
         if not image.strip():
-            self.out.add(path, "must not be empty")
-        elif any(character.isspace() for character in image):
-            self.out.add(path, f"invalid image {image!r}: an image reference has no spaces")
-        self._check_text(path, image, secrets_allowed=False)
+            self.out.add(path, "must not be empty")  # the API server requires an image
+            return
+        if not self._check_text(path, image, secrets_allowed=False):
+            return
+        resolved = self._substituted(image)
+        problem = image_problem(resolved)
+        if problem and resolved != image:
+            problem += f" (the image after substituting its references in {_shown(image)})"
+        if problem:
+            self.out.add(path, problem)
 
-    def _check_text(self, path: PathKey, text: str, *, secrets_allowed: bool) -> None:
+    def _check_text(self, path: PathKey, text: str, *, secrets_allowed: bool) -> bool:
+        """Report every reference problem of `text`; True when it has none."""
         try:
             parsed = refs.references(text)
         except refs.ReferenceSyntaxError as exc:
             self.out.add(path, str(exc))
-            return
+            return False
+        ok = True
         for ref in parsed:
             problem = self._reference_problem(ref, secrets_allowed)
             if problem:
                 self.out.add(path, problem)
+                ok = False
+        return ok
+
+    def _substituted(self, text: str) -> str:
+        """`text` with references replaced by the values the compiler will give them (without an
+        `--id`, which adds only `-<id>` of a-z, 0-9 and '-' to the environment's name)."""
+        return "".join(s if isinstance(s, str) else self._reference_value(s) for s in refs.parse(text))
+
+    def _reference_value(self, ref: refs.Reference) -> str:
+        """The value of a reference already known to be valid and to carry no secret."""
+        spec = self.spec
+        if ref.is_env:
+            value = self.environ.get(ref.attribute)
+            return value if value is not None else (ref.default or "")
+        if ref.is_environment:
+            prefix = defaults.namespace_prefix(spec, self.environ).value
+            return spec.name if ref.attribute == "name" else f"{prefix}-{spec.name}"
+        if ref.scope in spec.databases:
+            database = spec.databases[ref.scope]
+            definition = engine(database.engine)
+            values = {
+                "host": ref.scope,
+                "port": str(definition.port),
+                "user": definition.user or "",
+                "database": database.database or ref.scope,
+            }
+            return values.get(ref.attribute, "")
+        service = spec.services[ref.scope]
+        values = {"host": ref.scope, "port": str(service.port), "url": f"http://{ref.scope}:{service.port}"}
+        return values.get(ref.attribute, "")
 
     def _reference_problem(self, ref: refs.Reference, secrets_allowed: bool) -> str | None:
         spec = self.spec
@@ -339,6 +386,14 @@ class _Meaning:
         amounts: list[str] = []
         for key in ("cpu", "memory"):
             given = written.cpu if key == "cpu" else written.memory
+            if need.of(key) > MAX_QUANTITY:
+                self.out.add(
+                    ("resources", "quota", key),
+                    f"the environment needs {defaults.format_amount(key, need.of(key))} of {key} (the sum of "
+                    f"container limits x replicas, plus the largest test), more than a quota can hold: "
+                    f"at most {MAX_QUANTITY} (2^63-1)",
+                )
+                return None
             amount = defaults.quota_amount(key, given, need)
             if given != defaults.AUTO and parse_quantity(given) < need.of(key):
                 self.out.add(
@@ -377,6 +432,27 @@ def _label_key_problem(key: str) -> str | None:
             "starting and ending with a letter or digit"
         )
     return None
+
+
+def _reserved_label_problem(key: str) -> str | None:
+    prefix, slash, _ = key.rpartition("/")
+    if not slash:
+        return None
+    for domain, owner in RESERVED_LABEL_DOMAINS:
+        if prefix == domain or prefix.endswith("." + domain):
+            if owner == "envspec":
+                return f"label key '{key}' is reserved for envspec"
+            return (
+                f"label key '{key}' is reserved for {owner}: prefixes kubernetes.io/ and k8s.io/, "
+                "and their subdomains, are Kubernetes' own"
+            )
+    if prefix in RESERVED_LABEL_PREFIXES:
+        return f"label key '{key}' is reserved for kube-janitor (envspec writes janitor/expires)"
+    return None
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 80 else repr(text[:60] + "…")
 
 
 def _attribute_message(ref: refs.Reference, owner: str, allowed: Iterable[str]) -> str:

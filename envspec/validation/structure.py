@@ -39,7 +39,7 @@ class Shaped:
 
 def check_structure(doc: LoadedDocument, out: ProblemCollector) -> Shaped | None:
     """The spec as the model reads it; None when nothing well-formed is left to check."""
-    data: Any = _copy(doc.data)
+    data: Any = _as_written(_copy(doc.data), EnvironmentSpec, (), doc.scalar_texts)
     dropped: set[str] = set()
     for _ in range(_ATTEMPTS):
         try:
@@ -59,6 +59,36 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
+
+
+def _as_written(value: Any, annotation: Any, path: PathKey, texts: Mapping[PathKey, str]) -> Any:
+    """`value` with every number or boolean where the model expects a string replaced by its text
+    as written: `version: 8.10` is "8.10" (not 8.1), `TAG: 0x1F` is "0x1F", `1e3` stays "1e3".
+
+    Where the model expects a number, or where its type says nothing (`health` as a
+    string or a mapping), the value stays as YAML read it.
+    """
+    target = _unwrap(annotation)
+    if target is str:
+        return texts.get(path, value) if _is_scalar(value) else value
+    origin = typing.get_origin(target)
+    if origin is dict and isinstance(value, dict):
+        item = typing.get_args(target)[-1]
+        return {key: _as_written(entry, item, (*path, key), texts) for key, entry in value.items()}
+    if origin is list and isinstance(value, list):
+        item = typing.get_args(target)[0]
+        return [_as_written(entry, item, (*path, index), texts) for index, entry in enumerate(value)]
+    if isinstance(target, type) and issubclass(target, BaseModel) and isinstance(value, dict):
+        fields = {(info.alias or name): info.annotation for name, info in target.model_fields.items()}
+        return {
+            key: _as_written(entry, fields[key], (*path, key), texts) if key in fields else entry
+            for key, entry in value.items()
+        }
+    return value
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, bool | int | float)
 
 
 def _drop_invalid(data: dict[str, Any], locations: list[PathKey], dropped: set[str]) -> bool:
