@@ -139,7 +139,10 @@ def _report(error: Mapping[str, Any], out: ProblemCollector) -> None:
         allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         given = error.get("input")
         if loc == ("apiVersion",):
-            message = f"unsupported apiVersion {given!r}; the supported version is {API_VERSION}"
+            # A number is shown as written: repr() of a 5000-digit integer would raise.
+            written = given if isinstance(given, str) else out.doc.scalar_texts.get(loc, type(given).__name__)
+            shown = repr(written) if len(written) <= 40 else repr(written[:20] + "…" + written[-8:])
+            message = f"unsupported apiVersion {shown}; the supported version is {API_VERSION}"
         else:
             message = f"must be one of: {', '.join(allowed)}"
             if isinstance(given, str):
