@@ -12,21 +12,23 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from envspec.events import (
-    Envelope,
-    GcDeleted,
-    GcStuck,
-    GcSweepFinished,
-    LeaseRenewed,
-    Summary,
-    WatchCycle,
-    WatchStopped,
-)
 from envspec.meta import format_instant, format_span, parse_instant
 
-if TYPE_CHECKING:  # types only: rendering `validate` or `cluster status` must not import the cluster client
+# Types only: rendering `validate` or `cluster status` imports neither the cluster client nor
+# the event classes.
+if TYPE_CHECKING:
     from envspec.cluster import ClusterStatus
     from envspec.defaults import ValidSpec
+    from envspec.events import (
+        Envelope,
+        GcDeleted,
+        GcStuck,
+        GcSweepFinished,
+        LeaseRenewed,
+        Summary,
+        WatchCycle,
+        WatchStopped,
+    )
     from envspec.operations.diff import DiffResult
     from envspec.operations.status import EnvironmentListing, EnvironmentStatus
 
