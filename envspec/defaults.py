@@ -20,11 +20,13 @@ from envspec.units import (
     MAX_DURATION,
     MAX_DURATION_SECONDS,
     NEVER,
+    OutOfRange,
     format_cpu,
     format_duration,
     format_memory,
     parse_duration,
     parse_quantity,
+    parse_quantity_in_range,
 )
 
 DEFAULT_NAMESPACE_PREFIX = "envspec"
@@ -141,7 +143,9 @@ def default_resources(spec: EnvironmentSpec, environ: Mapping[str, str]) -> Cont
         value = environ.get(variable, "").strip()
         if value:
             try:
-                parse_quantity(value)
+                parse_quantity_in_range(value)
+            except OutOfRange as exc:
+                raise SettingError(("resources",), f"environment variable {variable}: {exc}") from None
             except ValueError:
                 raise SettingError(
                     ("resources",), f"environment variable {variable}={value!r} is not a valid quantity"

@@ -219,6 +219,13 @@ def test_larger_quantities_are_refused_with_the_limit(memory: str) -> None:
     assert message.endswith("is out of range: at most 9223372036854775807 (2^63-1, about 8Ei)")
 
 
+def test_a_default_limit_from_the_environment_beyond_2_63_is_refused() -> None:
+    assert problems(HEAD, {"DEFAULT_MEMORY_LIMIT": "8Ei"}) == [
+        f"{SOURCE}:1:1: resources: environment variable DEFAULT_MEMORY_LIMIT: quantity '8Ei' is out of range: "
+        "at most 9223372036854775807 (2^63-1, about 8Ei)"
+    ]
+
+
 def test_an_auto_quota_beyond_2_63_is_refused_at_the_quota() -> None:
     text = HEAD + "resources: {quota: {pods: 100}}\nservices:\n  api:\n    image: app\n    replicas: 3\n"
     found = problems(text + "    resources: {limits: {memory: 4Ei}}\n")
