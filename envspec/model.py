@@ -25,8 +25,6 @@ Engine = Literal["postgresql", "mysql", "mongodb", "redis"]
 NAME_MAX_LENGTH = 40
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-# The API's integer fields envspec writes (replicas, ports, probe seconds, backoffLimit) are int32.
-INT32_MAX = 2**31 - 1
 
 
 def _fail(message: str) -> PydanticCustomError:
@@ -186,6 +184,8 @@ Ttl = Annotated[str, BeforeValidator(_ttl), WithJsonSchema({"type": "string", "e
 Port = Annotated[
     int, BeforeValidator(_integer(1, 65535)), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})
 ]
+# The API's integer fields envspec writes (replicas, ports, probe seconds, backoffLimit) are int32.
+INT32_MAX = 2**31 - 1
 NonNegativeInt = Annotated[
     int,
     BeforeValidator(_integer(0, INT32_MAX)),
