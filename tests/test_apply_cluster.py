@@ -280,6 +280,94 @@ def test_a_changed_spec_keeps_the_generated_passwords(
     assert envspec("up", "-f", FULLSTACK, "--id", env_id).code == 0
 
 
+# --- what tests/test_cluster_proof.py proves of the cluster, through envspec's own apply path ---
+
+
+def test_objects_up_applies_are_owned_by_envspecs_field_manager(
+    fullstack: tuple[str, str, Run], kubectl: Callable[..., str]
+) -> None:
+    _, namespace, _ = fullstack
+    for ref in (
+        "deployment/api",
+        "statefulset/db",
+        "service/api",
+        "secret/db-credentials",
+        "limitrange/envspec-defaults",
+    ):
+        found = json.loads(kubectl("get", ref, "-n", namespace, "-o", "json", "--show-managed-fields"))
+        managers = {(entry["manager"], entry["operation"]) for entry in found["metadata"]["managedFields"]}
+        assert ("envspec", "Apply") in managers, (ref, managers)
+    namespace_object = json.loads(kubectl("get", "namespace", namespace, "-o", "json", "--show-managed-fields"))
+    assert ("envspec", "Apply") in {
+        (e["manager"], e["operation"]) for e in namespace_object["metadata"]["managedFields"]
+    }
+
+
+def pods_of(kubectl: Callable[..., str], namespace: str, name: str) -> list[dict[str, Any]]:
+    found = kubectl("get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/name={name}", "-o", "json")
+    items: list[dict[str, Any]] = json.loads(found)["items"]
+    return items
+
+
+def test_pods_of_up_are_scheduled_ready_with_the_resolved_resources(
+    fullstack: tuple[str, str, Run], kubectl: Callable[..., str]
+) -> None:
+    _, namespace, _ = fullstack
+    resolved = load_spec(FULLSTACK, {}).resources
+    for name, replicas in (("api", 2), ("worker", 1), ("db", 1), ("cache", 1)):
+        pods = [p for p in pods_of(kubectl, namespace, name) if not p["metadata"].get("deletionTimestamp")]
+        assert len(pods) == replicas, name
+        for pod in pods:
+            assert pod["spec"].get("nodeName", "").startswith("node-")  # bound by the scheduler
+            assert pod["status"]["phase"] == "Running"
+            assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
+            # What the pod runs with is what the spec resolved to (its own values, else the
+            # environment's defaults), whether envspec wrote it or the LimitRange admitted it.
+            assert pod["spec"]["containers"][0]["resources"] == resolved[name].as_manifest(), name
+
+
+def test_services_up_creates_select_the_ready_pods_of_their_workload(
+    fullstack: tuple[str, str, Run], kubectl: Callable[..., str]
+) -> None:
+    _, namespace, _ = fullstack
+    for service, replicas in (("api", 2), ("db", 1), ("cache", 1)):
+        slices = json.loads(
+            kubectl(
+                "get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}", "-o", "json"
+            )
+        )["items"]
+        ready = {
+            endpoint["targetRef"]["name"]
+            for found in slices
+            for endpoint in found.get("endpoints") or []
+            if endpoint.get("conditions", {}).get("ready")
+        }
+        pods = {p["metadata"]["name"] for p in pods_of(kubectl, namespace, service)}
+        assert len(ready) == replicas and ready <= pods, (service, ready, pods)
+
+
+def test_the_namespace_up_creates_enforces_its_pod_security_level(
+    fullstack: tuple[str, str, Run], tmp_path: Path, kubeconfig: str
+) -> None:
+    _, namespace, _ = fullstack  # podSecurity: baseline (the default)
+    privileged = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "root", "namespace": namespace},
+        "spec": {"containers": [{"name": "root", "image": "busybox:1.36", "securityContext": {"privileged": True}}]},
+    }
+    manifest = tmp_path / "privileged.json"
+    manifest.write_text(json.dumps(privileged))
+    refused = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "create", "--dry-run=server", "-f", str(manifest)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert 'violates PodSecurity "baseline:latest": privileged' in refused.stderr
+
+
 def test_diff_shows_changes_hides_secrets_and_exits_like_kubectl_diff(
     fullstack: tuple[str, str, Run], envspec: Callable[..., Run], kubectl: Callable[..., str], tmp_path: Path
 ) -> None:
