@@ -5,6 +5,8 @@ Nothing here starts a process or touches the cluster; the provider runs what the
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -15,9 +17,13 @@ from typing import Any
 from envspec.cluster.build import ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION, Binaries
 from envspec.cluster.paths import Layout
 from envspec.errors import EnvspecError
+from envspec.resources import data_dir
 
 NODE_COUNT = 2
 BIND_ADDRESS = "127.0.0.1"
+# Served from kwok's CRDs rather than the static configuration, so that tests can point a
+# pod's (or a namespace's) container logs at a file while the cluster runs.
+LOG_CRDS = ("Logs", "ClusterLogs")
 
 
 def kwokctl_config(kubectl: str) -> dict[str, Any]:
@@ -38,8 +44,42 @@ def kwokctl_config(kubectl: str) -> dict[str, Any]:
             "kwokVersion": KWOK_VERSION,
             # Left at its default kwokctl would download kubectl; use the one on PATH.
             "kubectlBinary": kubectl,
+            "enableCRDs": list(LOG_CRDS),
         },
     }
+
+
+def pod_stages() -> list[dict[str, Any]]:
+    """kwok's Stage objects from templates/kwok/: the fast defaults plus the annotation-driven ones."""
+    from ruamel.yaml import YAML  # only needed here; keeps `envspec --help` fast
+
+    documents: list[dict[str, Any]] = []
+    for path in sorted((data_dir("templates") / "kwok").glob("*.yaml")):
+        documents.extend(d for d in YAML(typ="safe").load_all(path.read_text()) if isinstance(d, dict))
+    return documents
+
+
+def kwokctl_documents(kubectl: str) -> list[dict[str, Any]]:
+    """Everything passed with -c: the KwokctlConfiguration, then the Stage objects."""
+    return [kwokctl_config(kubectl), *pod_stages()]
+
+
+def render_documents(documents: list[dict[str, Any]]) -> str:
+    """A multi-document YAML stream (each document written as JSON, which is YAML)."""
+    return "---\n".join(json.dumps(document, indent=2) + "\n" for document in documents)
+
+
+def config_fingerprint(documents: list[dict[str, Any]]) -> str:
+    """Identifies what a cluster was created with, to recreate clusters of an older configuration.
+
+    The kubectl path is left out: it is found on PATH and changes nothing in the cluster.
+    """
+    canonical = json.loads(json.dumps(documents))
+    for document in canonical:
+        if document.get("kind") == "KwokctlConfiguration":
+            document.get("options", {}).pop("kubectlBinary", None)
+    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()[:16]
 
 
 def component_binaries(bins: Binaries) -> dict[str, Path]:

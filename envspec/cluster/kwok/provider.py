@@ -25,14 +25,16 @@ from envspec.cluster.kwok.commands import (
     NODE_COUNT,
     KwokConfig,
     component_binaries,
+    config_fingerprint,
     create_command,
     delete_command,
     find_kubectl,
     get_kubeconfig_command,
     kubectl_command,
     kwok_env,
-    kwokctl_config,
+    kwokctl_documents,
     parse_kwok_config,
+    render_documents,
     scale_nodes_command,
     start_command,
 )
@@ -61,6 +63,9 @@ class KwokCluster:
         self.log_path = layout.logs_dir / f"kwokctl-{name}.log"
         self.env = kwok_env(layout)
         self.processes = ClusterProcesses(self.cluster_dir)
+        # Written after a successful create, inside kwokctl's directory so that it lives
+        # and dies with the cluster.
+        self.fingerprint_path = self.cluster_dir / "envspec-config-fingerprint"
 
     # -- inspection ---------------------------------------------------------------------
 
@@ -182,8 +187,10 @@ class KwokCluster:
             private.mkdir(parents=True, exist_ok=True)
             private.chmod(0o700)
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(kwokctl_config(kubectl), indent=2) + "\n")
-        reason = self._reuse_or_restart(bins, kubectl)
+        documents = kwokctl_documents(kubectl)
+        self.config_path.write_text(render_documents(documents))
+        fingerprint = config_fingerprint(documents)
+        reason = self._reuse_or_restart(bins, kubectl, fingerprint)
         if reason is None:
             self._ensure_nodes(bins, kubectl)
             problem = self._wait_ready(kubectl, START_TIMEOUT, fail=False)
@@ -194,12 +201,19 @@ class KwokCluster:
                 self.progress.step(f"cluster {self.name}: {reason}; recreating it")
                 self.destroy(bins)
             self._create(bins)
+            self.fingerprint_path.write_text(fingerprint + "\n")
             self._ensure_nodes(bins, kubectl)
             self._wait_ready(kubectl, READY_TIMEOUT)
         server = self.server() or "?"
         return ClusterInfo(self.name, self.provider, str(self.kubeconfig), server)
 
-    def _reuse_or_restart(self, bins: Binaries, kubectl: str) -> str | None:
+    def saved_fingerprint(self) -> str | None:
+        try:
+            return self.fingerprint_path.read_text().strip()
+        except OSError:
+            return None
+
+    def _reuse_or_restart(self, bins: Binaries, kubectl: str, fingerprint: str) -> str | None:
         """Bring an existing cluster back; return why it must be recreated instead, if so."""
         if not self.exists:
             return "absent"
@@ -209,6 +223,10 @@ class KwokCluster:
         changed = self.binaries_changed(bins)
         if changed:
             return "built for other binaries (" + ", ".join(changed) + ")"
+        if self.saved_fingerprint() != fingerprint:
+            # Stages and the log CRDs are read by kwok-controller only when the cluster
+            # is created: an older cluster would silently ignore the annotations.
+            return "created with an older configuration (kwok pod stages, log serving)"
         stale = self.remove_stale_pid_files()
         down = [c.name for c in self.components() if c.pid is None]
         if not down:
