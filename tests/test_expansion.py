@@ -15,7 +15,7 @@ from envspec.errors import SpecError
 from envspec.loader import load_text
 from envspec.plan import Plan
 from envspec.render import generate_secrets
-from envspec.validate import validate
+from envspec.validation import validate
 from tests.kubelet_expansion import container_view, expand, mapping_of
 
 HEAD = "apiVersion: envspec/v1\nname: demo\ndatabases:\n  db: {engine: postgresql}\n"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from envspec import refs
 from envspec.errors import PROBLEMS_SHOWN, SpecError
 from envspec.loader import MAX_INPUT_BYTES, MAX_NODES, load_text
-from envspec.validate import validate
+from envspec.validation import validate
 
 ENVSPEC = Path(sys.executable).parent / "envspec"
 HEAD = "apiVersion: envspec/v1\nname: demo\n"

@@ -26,7 +26,7 @@ from envspec.errors import SpecError
 from envspec.loader import load_text
 from envspec.model import split_words
 from envspec.render import INDEX_NAME, generate_secrets, plan_text
-from envspec.validate import validate
+from envspec.validation import validate
 from tests.kubelet_expansion import container_view
 
 SETTINGS = settings(
