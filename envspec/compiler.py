@@ -231,6 +231,8 @@ class _Compiler:
             else f"{definition.image}:{database.version or definition.default_version}"
         )
         env = fill(definition.env, {"secret": secret_name(name)})
+        # The root filesystem is read-only; what the engine writes gets an emptyDir of its own.
+        writable = {_volume_name(path): path for path in definition.writable_paths}
         container = self.container(
             name=name,
             image=image,
@@ -238,14 +240,20 @@ class _Compiler:
             port=(definition.engine, definition.port),
             resources=self.valid.resources[name],
             readiness=definition.readiness_probe,
-            mounts=[{"name": "data", "mountPath": definition.data_path}],
+            liveness=definition.liveness_probe,
+            startup=definition.readiness_probe,
+            mounts=[
+                {"name": "data", "mountPath": definition.data_path},
+                *({"name": volume, "mountPath": path} for volume, path in writable.items()),
+            ],
             run_as_user=definition.run_as_user,
         )
         claims = None
-        volumes: list[dict[str, Any]] | None = [{"name": "data", "emptyDir": {}}]
+        volumes: list[dict[str, Any]] = [{"name": "data", "emptyDir": {}}]
         if database.storage is not None:
             claims = [render("base/volumeclaim", storage=database.storage)]
-            volumes = None
+            volumes = []
+        volumes += [{"name": volume, "emptyDir": {}} for volume in writable]
         pod = self.pod(container, restart_policy=None, volumes=volumes, fs_group=definition.run_as_user)
         manifest: Manifest = render(
             "base/statefulset",
@@ -351,13 +359,16 @@ class _Compiler:
         port: tuple[str, int] | None = None,
         readiness: dict[str, Any] | None = None,
         liveness: dict[str, Any] | None = None,
+        startup: dict[str, Any] | None = None,
         mounts: list[dict[str, Any]] | None = None,
         run_as_user: int | None = None,
     ) -> dict[str, Any]:
         security: dict[str, Any] = {"allowPrivilegeEscalation": False}
         if run_as_user is not None:
             # Database images run as their own non-root user: nothing needs a capability.
-            security.update(capabilities={"drop": ["ALL"]}, runAsNonRoot=True, runAsUser=run_as_user)
+            security.update(
+                capabilities={"drop": ["ALL"]}, runAsNonRoot=True, runAsUser=run_as_user, readOnlyRootFilesystem=True
+            )
         elif self.spec.pod_security == "restricted":
             security.update(capabilities={"drop": ["ALL"]}, runAsNonRoot=True)
         else:
@@ -374,6 +385,7 @@ class _Compiler:
             ports=[{"name": port[0], "containerPort": port[1], "protocol": "TCP"}] if port else None,
             readinessProbe=readiness,
             livenessProbe=liveness,
+            startupProbe=startup,
             resources=resources.as_manifest(),
             securityContext=security,
             volumeMounts=mounts,
@@ -443,6 +455,11 @@ class _Compiler:
 
 def _helper_variable(ref: refs.Reference) -> str:
     return f"{RESERVED_ENV_PREFIX}{ref.scope.upper().replace('-', '_')}_{ref.attribute.upper()}"
+
+
+def _volume_name(path: str) -> str:
+    """`/var/run/postgresql` -> `var-run-postgresql`: a DNS label naming the path's emptyDir."""
+    return path.strip("/").replace("/", "-").replace("_", "-").lower()
 
 
 def escape_expansion(text: str) -> str:

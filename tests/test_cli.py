@@ -512,3 +512,11 @@ def test_a_kubeconfig_that_does_not_exist_is_named_before_any_request(tmp_path: 
     assert result.exit_code == 3
     assert f"no kubeconfig at {missing}" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_validate_help_lists_every_exit_code_it_can_give() -> None:
+    text = run("validate", "--help").stdout
+    block = text[text.index("Exit codes:") : text.index("Examples:")]
+    for code in ("0 ", "1 ", "2 ", "70 ", "130 "):
+        assert f"\n    {code}" in block, code
+    assert "never exits 3 or 4" in block

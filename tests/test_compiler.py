@@ -293,13 +293,60 @@ def test_database_statefulsets() -> None:
     assert probes["docs"].startswith("mongosh") and "ping" in probes["docs"]
     assert probes["cache"].startswith("redis-cli") and "ping" in probes["cache"]
     db = plan.find("StatefulSet", "db").manifest  # type: ignore[union-attr]
-    assert db["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "emptyDir": {}}]
+    assert db["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "data", "emptyDir": {}},
+        {"name": "var-run-postgresql", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
     rel = plan.find("StatefulSet", "rel").manifest  # type: ignore[union-attr]
-    assert "volumes" not in rel["spec"]["template"]["spec"]
+    # the data is on the claim; the run-time paths stay emptyDirs
+    assert rel["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "var-run-mysqld", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
     claim = rel["spec"]["volumeClaimTemplates"][0]
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
     pg_env = {e["name"]: e for e in container_of(plan, "StatefulSet", "db")["env"]}
     assert pg_env["POSTGRES_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "db-credentials", "key": "password"}}
+
+
+WRITABLE_PATHS = {
+    "db": ["/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"],
+    "rel": ["/var/lib/mysql", "/var/run/mysqld", "/tmp"],
+    "docs": ["/data/db", "/tmp"],
+    "cache": ["/data", "/tmp"],
+}
+
+
+def test_database_containers_have_a_read_only_root_and_volumes_where_the_engine_writes() -> None:
+    """What each official image writes besides its data: its socket/pid directory and /tmp."""
+    plan = plan_of(FULL)
+    for name, paths in WRITABLE_PATHS.items():
+        container = container_of(plan, "StatefulSet", name)
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert [m["mountPath"] for m in container["volumeMounts"]] == paths
+        statefulset = plan.find("StatefulSet", name)
+        assert statefulset is not None
+        pod = statefulset.manifest["spec"]["template"]["spec"]
+        volumes = {v["name"] for v in pod.get("volumes", [])}
+        claims = {c["metadata"]["name"] for c in statefulset.manifest["spec"].get("volumeClaimTemplates", [])}
+        assert {m["name"] for m in container["volumeMounts"]} == volumes | claims
+        # every emptyDir is writable by the engine's user through the pod's fsGroup
+        assert pod["securityContext"]["fsGroup"] == container["securityContext"]["runAsUser"] == 999
+    for container in (
+        c for o in plan.objects if o.kind == "Deployment" for c in o.manifest["spec"]["template"]["spec"]["containers"]
+    ):
+        assert "readOnlyRootFilesystem" not in container["securityContext"]  # an arbitrary image may write anywhere
+
+
+def test_database_containers_have_liveness_after_startup() -> None:
+    plan = plan_of(FULL)
+    for name in WRITABLE_PATHS:
+        container = container_of(plan, "StatefulSet", name)
+        assert container["livenessProbe"]["exec"]["command"] == container["readinessProbe"]["exec"]["command"]
+        assert container["livenessProbe"]["failureThreshold"] * container["livenessProbe"]["periodSeconds"] == 60
+        # liveness only starts once the startup probe (the readiness check's whole budget) passed
+        assert container["startupProbe"] == container["readinessProbe"]
 
 
 def test_database_image_override_and_version() -> None:

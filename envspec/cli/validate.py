@@ -16,7 +16,14 @@ def command(file: str) -> None:
     """Check a spec and report every problem at once, each as FILE:LINE:COL: path: message.
 
     \b
-    Exit codes: 0 the spec is valid, 1 it has problems (all of them are listed).
+    Exit codes:
+      0   the spec is valid
+      1   it has problems (all of them are listed), or it cannot be read, or
+          standard output cannot be written
+      2   bad command line (an unknown option, -f given twice)
+      70  internal error (a bug; the message names a log file)
+      130 interrupted
+    validate needs no cluster, so never exits 3 or 4.
 
     \b
     Examples:
