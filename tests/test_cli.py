@@ -520,3 +520,11 @@ def test_validate_help_lists_every_exit_code_it_can_give() -> None:
     for code in ("0 ", "1 ", "2 ", "70 ", "130 "):
         assert f"\n    {code}" in block, code
     assert "never exits 3 or 4" in block
+
+
+def test_the_group_help_names_only_commands_that_exist() -> None:
+    text = run("--help").stdout
+    summary = re.search(r"manages its life: ([a-z, ]+)\.", text)
+    assert summary is not None
+    for name in summary.group(1).split(", "):
+        assert run(name, "--help").exit_code == 0, name

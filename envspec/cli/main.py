@@ -95,7 +95,7 @@ Exit codes:
 @click.version_option(__version__, "--version", prog_name="envspec")
 def cli() -> None:
     """envspec compiles maestro-env.yaml into an ephemeral, isolated Kubernetes
-    test environment and manages its life: render, up, watch, test, gc.
+    test environment and manages its life: render, up, watch, gc.
 
     \b
     Start with:
