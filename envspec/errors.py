@@ -51,6 +51,12 @@ def shown(text: str, limit: int = SHOWN_LENGTH) -> str:
     return f"'{escape_text(shorten(text, limit))}'"
 
 
+def display_path(path: object) -> str:
+    """A path the user gave, as a message shows it: escaped (a file name may hold a line
+    break) and shortened, but not quoted, so an ordinary path reads as itself."""
+    return escape_text(shorten(str(path), 200))
+
+
 def safe_message(text: str) -> str:
     """The last guard of every located message: escapes, quoted user text shortened, and the
     whole message bounded, so no input can flood a terminal or forge a line."""

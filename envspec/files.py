@@ -15,7 +15,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from envspec.errors import EnvspecError
+from envspec.errors import EnvspecError, display_path
 
 PRIVATE_MODE = 0o600
 
@@ -64,17 +64,16 @@ def ensure_directory(directory: Path, shown: str) -> None:
     """`directory` exists as a directory afterwards, or a user error (starting with `shown`,
     the option as given) says why it cannot."""
     if directory.is_symlink() and not directory.exists():
-        raise EnvspecError(
-            f"{shown}: {directory} is a symbolic link to {os.readlink(directory)!r}, which does not exist"
-        )
+        link = display_path(os.readlink(directory))
+        raise EnvspecError(f"{shown}: {display_path(directory)} is a symbolic link to '{link}', which does not exist")
     if directory.exists():
         if not directory.is_dir():
-            raise EnvspecError(f"{shown}: {directory} exists and is not a directory")
+            raise EnvspecError(f"{shown}: {display_path(directory)} exists and is not a directory")
         return
     for parent in directory.parents:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
-                raise EnvspecError(f"{shown}: {parent} is not a directory")
+                raise EnvspecError(f"{shown}: {display_path(parent)} is not a directory")
             break
     try:
         directory.mkdir(parents=True)
@@ -83,4 +82,4 @@ def ensure_directory(directory: Path, shown: str) -> None:
 
 
 def write_error(path: Path, exc: OSError) -> EnvspecError:
-    return EnvspecError(f"{path}: cannot write: {exc.strerror or exc}")
+    return EnvspecError(f"{display_path(path)}: cannot write: {exc.strerror or exc}")

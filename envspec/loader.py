@@ -21,7 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from envspec.errors import SHOWN_LENGTH, Location, Problem, SpecError, shown
+from envspec.errors import SHOWN_LENGTH, Location, Problem, SpecError, display_path, shown
 
 PathKey = tuple[str | int, ...]
 
@@ -306,11 +306,13 @@ def read_source(file: str, stdin_text: str | None = None) -> tuple[str, str]:
         with open(file, "rb") as handle:
             data = handle.read(MAX_INPUT_BYTES + 1)
     except FileNotFoundError:
-        raise EnvspecError(f"{file}: no such file (create one with `envspec init`, or pass -f FILE)") from None
+        raise EnvspecError(
+            f"{display_path(file)}: no such file (create one with `envspec init`, or pass -f FILE)"
+        ) from None
     except IsADirectoryError:
-        raise EnvspecError(f"{file}: is a directory; pass the spec file with -f FILE") from None
+        raise EnvspecError(f"{display_path(file)}: is a directory; pass the spec file with -f FILE") from None
     except OSError as exc:
-        raise EnvspecError(f"{file}: cannot read: {exc.strerror}") from None
+        raise EnvspecError(f"{display_path(file)}: cannot read: {exc.strerror}") from None
     return _decode(data, file), file
 
 

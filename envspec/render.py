@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from envspec.errors import EnvspecError
+from envspec.errors import EnvspecError, display_path
 from envspec.files import PRIVATE_MODE, default_mode, ensure_directory, replace_file, sha256_of, sha256_text
 from envspec.plan import Plan, SecretSlot
 from envspec.yamlout import dump, dump_all
@@ -61,7 +61,7 @@ def write_directory(plan: Plan, directory: Path, output: str) -> DirectoryResult
     this render needs is refused before anything is written, and files are written by
     rename, so nothing is written through a link. Secret files are 0600.
     """
-    ensure_directory(directory, f"--out-dir {directory}")
+    ensure_directory(directory, f"--out-dir {display_path(directory)}")
     previous = _read_index(directory / INDEX_NAME)
     suffix = "json" if output == "json" else "yaml"
     # Three digits, or more for a plan of 1000 objects or more, so lexical order stays plan order.
@@ -82,7 +82,11 @@ def write_directory(plan: Plan, directory: Path, output: str) -> DirectoryResult
     if refused:
         raise EnvspecError(
             "\n".join(
-                [f"--out-dir {directory}: nothing written; these names are not files of an earlier render:", *refused]
+                [
+                    f"--out-dir {display_path(directory)}: nothing written; "
+                    "these names are not files of an earlier render:",
+                    *refused,
+                ]
             )
         )
     written = []
@@ -104,7 +108,7 @@ def write_directory(plan: Plan, directory: Path, output: str) -> DirectoryResult
         index_lines = [INDEX_HEADER, *(f"{sha256_text(text)}  {name}" for name, (text, _) in files.items())]
         replace_file(directory / INDEX_NAME, "\n".join(index_lines) + "\n", public)
     except OSError as exc:
-        raise EnvspecError(f"--out-dir {directory}: cannot write: {exc.strerror or exc}") from None
+        raise EnvspecError(f"--out-dir {display_path(directory)}: cannot write: {exc.strerror or exc}") from None
     return DirectoryResult(written, removed, kept)
 
 

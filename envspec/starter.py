@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from envspec.errors import EnvspecError
+from envspec.errors import EnvspecError, display_path
 from envspec.files import default_mode, ensure_directory, replace_file, write_error
 from envspec.resources import data_dir, schema_path
 
@@ -25,7 +25,7 @@ def write_starter(example: str, file: str, *, force: bool, schema_url: str | Non
     target = _target(file, force)
     reference = schema_url or str(schema_path())
     body = [line for line in source.read_text(encoding="utf-8").splitlines() if not line.startswith(SCHEMA_COMMENT)]
-    ensure_directory(target.parent, f"-f {file}")
+    ensure_directory(target.parent, f"-f {display_path(file)}")
     try:
         replace_file(target, "\n".join([SCHEMA_COMMENT + reference, *body]) + "\n", default_mode())
     except OSError as exc:
@@ -38,11 +38,11 @@ def _target(file: str, force: bool) -> Path:
     or not) only with --force, which replaces the link rather than writing through it."""
     target = Path(file)
     if file.endswith(("/", os.sep)) or target.is_dir():
-        raise EnvspecError(f"-f {file}: names a directory; name the file to write, e.g. {target / DEFAULT_FILE}")
+        example = display_path(target / DEFAULT_FILE)
+        raise EnvspecError(f"-f {display_path(file)}: names a directory; name the file to write, e.g. {example}")
     if target.is_symlink() and not force:
-        raise EnvspecError(
-            f"{target} is a symbolic link (to {os.readlink(target)!r}); pass --force to replace the link"
-        )
+        link = display_path(os.readlink(target))
+        raise EnvspecError(f"{display_path(target)} is a symbolic link (to '{link}'); pass --force to replace the link")
     if target.exists() and not force:
-        raise EnvspecError(f"{target} already exists; pass --force to overwrite it")
+        raise EnvspecError(f"{display_path(target)} already exists; pass --force to overwrite it")
     return target

@@ -239,3 +239,13 @@ def test_init_schema_url_with_control_characters(tmp_path: Path, url: str) -> No
     assert result.returncode == 2
     assert "--schema-url: must not contain control characters or line breaks" in result.stderr
     assert not (tmp_path / "m.yaml").exists()
+
+
+def test_a_path_with_a_line_break_cannot_forge_a_line(tmp_path: Path) -> None:
+    forged = "x\nerror: everything is fine"
+    missing = envspec("validate", "-f", str(tmp_path / forged))
+    assert missing.returncode == 1
+    assert missing.stderr.count("\n") == 1 and "x\\nerror" in missing.stderr
+    written = envspec("render", "-f", QUICKSTART, "--out-dir", str(tmp_path / forged))
+    assert written.returncode == 0
+    assert written.stderr.count("\n") == 1 and "x\\nerror" in written.stderr

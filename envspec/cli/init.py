@@ -7,6 +7,7 @@ import unicodedata
 import click
 
 from envspec.cli.options import DEFAULT_SPEC_FILE, given_once
+from envspec.errors import display_path
 from envspec.starter import example_names, write_starter
 
 
@@ -51,7 +52,9 @@ def command(example: str, file: str, force: bool, schema_url: str | None) -> Non
     if not file.strip():
         raise click.BadParameter("must name a file", param_hint="-f")
     target = write_starter(example, file, force=force, schema_url=schema_url)
-    click.echo(f"wrote {target} (from example '{example}'); next: envspec validate -f {target}")
+    click.echo(
+        f"wrote {display_path(target)} (from example '{example}'); next: envspec validate -f {display_path(target)}"
+    )
 
 
 def _check_schema_url(value: str | None) -> str | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from envspec.cli.options import env_id, output_format, spec_file
+from envspec.errors import display_path
 from envspec.pipeline import build_plan, load_spec, plan_slots
 from envspec.render import generate_secrets, plan_text, write_directory
 
@@ -64,8 +65,10 @@ def command(
     if out_dir is not None:
         result = write_directory(plan, Path(out_dir), output)
         for path in result.kept:
-            click.echo(f"kept {path}: changed since envspec wrote it (no longer managed by render)", err=True)
+            click.echo(
+                f"kept {display_path(path)}: changed since envspec wrote it (no longer managed by render)", err=True
+            )
         removed = f", removed {len(result.removed)} of an earlier render" if result.removed else ""
-        click.echo(f"wrote {len(result.written)} files to {out_dir}{removed}", err=True)
+        click.echo(f"wrote {len(result.written)} files to {display_path(out_dir)}{removed}", err=True)
         return
     click.echo(plan_text(plan, output), nl=False)
