@@ -25,6 +25,9 @@ _DECIMAL = {
 }
 
 
+_MAX_DIGITS = 100  # far more than any quantity in range (2^63-1 has 19 digits, nano precision 9 more)
+
+
 def parse_quantity(text: str) -> Fraction:
     """The exact value of a Kubernetes quantity (`100m`, `1.5`, `256Mi`, `1e3`); ValueError if invalid."""
     # No stripping: the text is written into manifests as it is, and the API server
@@ -33,6 +36,9 @@ def parse_quantity(text: str) -> Fraction:
     if match is None:
         raise ValueError(f"invalid quantity {text!r}")
     number, suffix = match.group(1), match.group(2) or ""
+    if len(number) > _MAX_DIGITS:
+        # Decimal -> Fraction is quadratic in the digits: a 9-million-digit number took minutes.
+        raise ValueError(f"invalid quantity {_shown(text)}: more than {_MAX_DIGITS} digits")
     try:
         value = Fraction(Decimal(number))
     except InvalidOperation as exc:

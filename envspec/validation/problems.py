@@ -28,6 +28,8 @@ class ProblemCollector:
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:
     """The candidate a misspelt `word` most likely meant (for `did you mean ...?`)."""
+    if len(word) > 100:
+        return None  # no name is that long, and difflib's cost grows with the length
     options = list(candidates)
     matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if matches:
