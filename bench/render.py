@@ -68,7 +68,7 @@ def against_kubectl(runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         plan = build_plan(load_spec(str(LARGE), {}))
-        files = write_directory(plan, directory, "yaml")
+        files = write_directory(plan, directory, "yaml").written
         (directory / "kustomization.yaml").write_text(
             "resources:\n" + "".join(f"- {f.name}\n" for f in files), encoding="utf-8"
         )
