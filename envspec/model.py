@@ -26,7 +26,7 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 # envspec's own container variables (the secret-backed helpers of embedded references).
 RESERVED_ENV_PREFIX = "ENVSPEC_"
-_HELPER_EXPANSION = "$(" + RESERVED_ENV_PREFIX
+HELPER_EXPANSION = "$(" + RESERVED_ENV_PREFIX
 
 
 def _fail(message: str) -> PydanticCustomError:
@@ -110,10 +110,10 @@ def _range_text(minimum: int, maximum: int | None) -> str:
 def _helper_expansion_problem(text: str) -> str | None:
     """Spec text reaches the container exactly as written (envspec escapes Kubernetes' $(VAR)
     expansion), so `$(ENVSPEC_…)` could never mean what its writer hoped: say so."""
-    if _HELPER_EXPANSION not in text:
+    if HELPER_EXPANSION not in text:
         return None
     return (
-        f"{_HELPER_EXPANSION}…) names a variable reserved for envspec; spec text is passed on as written, "
+        f"{HELPER_EXPANSION}…) names a variable reserved for envspec; spec text is passed on as written, "
         "without $(VAR) expansion: use a reference such as ${db.password} in an env value instead"
     )
 

@@ -133,6 +133,17 @@ def test_a_variable_of_the_container_named_in_command_stays_text() -> None:
     assert_no_secret_in_argv(plan)
 
 
+@pytest.mark.parametrize(
+    "field", ["args: ['${env.X}']", "command: 'sh -c ${env.X}'", "env: {A: 'v=${env.X}'}", "args: ['$(${env.Y}']"]
+)
+def test_an_env_reference_that_brings_a_helper_expansion_is_refused(field: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        plan_of(
+            HEAD + f"services:\n  a:\n    image: x\n    {field}\n", {"X": "$(ENVSPEC_DB_URL)", "Y": "ENVSPEC_DB_URL)"}
+        )
+    assert "with its references filled in, the text holds $(ENVSPEC_…)" in caught.value.message
+
+
 def test_an_env_reference_whose_value_is_an_expansion_stays_text() -> None:
     text = HEAD + (
         "services:\n  a:\n    image: x\n    args: ['${env.X}']\n"

@@ -16,7 +16,7 @@ from envspec import defaults, refs
 from envspec.defaults import ContainerResources, SettingError, ValidSpec
 from envspec.graph import CycleError, layers
 from envspec.loader import LoadedDocument, PathKey
-from envspec.model import DNS_LABEL, NAME_MAX_LENGTH, EnvironmentSpec
+from envspec.model import DNS_LABEL, HELPER_EXPANSION, NAME_MAX_LENGTH, EnvironmentSpec
 from envspec.templates import engine
 from envspec.units import MAX_QUANTITY, parse_quantity
 from envspec.validation.images import image_problem
@@ -223,9 +223,11 @@ class _Meaning:
                         item_path: PathKey = (*path, field_name, index)
                         if not self.doc.has(item_path):
                             item_path = (*path, field_name)
-                        self._check_text(item_path, word, secrets_allowed=False)
+                        if self._check_text(item_path, word, secrets_allowed=False):
+                            self._check_expansion(item_path, word)
                 for key, value in workload.env.items():
-                    self._check_text((*path, "env", key), value, secrets_allowed=True)
+                    if self._check_text((*path, "env", key), value, secrets_allowed=True):
+                        self._check_expansion((*path, "env", key), value)
         if spec.reporting is not None and spec.reporting.redis is not None:
             self._check_text(("reporting", "redis", "url"), spec.reporting.redis.url, secrets_allowed=False)
 
@@ -243,6 +245,16 @@ class _Meaning:
             problem += f" (the image after substituting its references in {_shown(image)})"
         if problem:
             self.out.add(path, problem)
+
+    def _check_expansion(self, path: PathKey, text: str) -> None:
+        """`$(ENVSPEC_…)` brought in by a reference (`${env.X}`): harmless, since the compiler
+        escapes it, but never what was meant; the spec's own text is checked by the model."""
+        if HELPER_EXPANSION not in text and HELPER_EXPANSION in self._substituted(text):
+            self.out.add(
+                path,
+                f"with its references filled in, the text holds {HELPER_EXPANSION}…), a variable reserved for "
+                "envspec; it would be passed on as written, not expanded",
+            )
 
     def _check_text(self, path: PathKey, text: str, *, secrets_allowed: bool) -> bool:
         """Report every reference problem of `text`; True when it has none."""
