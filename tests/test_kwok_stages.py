@@ -184,6 +184,33 @@ def test_unschedulable_pod_stays_pending(kube_cluster: ClusterInfo, kube_namespa
     assert waiting_reason(pod) is None
 
 
+def test_ready_delay_holds_only_the_annotated_pod(kube_cluster: ClusterInfo, kube_namespace: str) -> None:
+    slow = bare_pod("slow", "registry.example/service:1")
+    slow["metadata"]["annotations"] = {"pod-ready.stage.kwok.x-k8s.io/delay": "600000"}
+    create(kube_cluster, kube_namespace, slow)
+    create(kube_cluster, kube_namespace, bare_pod("quick", "registry.example/service:1"))
+    wait_for(kube_cluster, kube_namespace, "pod/slow", "condition=PodScheduled")
+    wait_for(kube_cluster, kube_namespace, "pod/quick", "condition=Ready")
+    pod = get(kube_cluster, kube_namespace, "pod/slow")
+    assert pod["status"]["phase"] == "Pending"
+    assert "podIP" not in pod["status"]
+
+
+def test_delete_delay_keeps_the_annotated_pod_terminating(kube_cluster: ClusterInfo, kube_namespace: str) -> None:
+    lingering = bare_pod("lingering", "registry.example/service:1")
+    lingering["metadata"]["annotations"] = {"pod-delete.stage.kwok.x-k8s.io/delay": "600000"}
+    create(kube_cluster, kube_namespace, lingering)
+    create(kube_cluster, kube_namespace, bare_pod("prompt", "registry.example/service:1"))
+    for name in ("lingering", "prompt"):
+        wait_for(kube_cluster, kube_namespace, f"pod/{name}", "condition=Ready")
+    kubectl(kube_cluster, "delete", "-n", kube_namespace, "pod/lingering", "--wait=false")
+    kubectl(kube_cluster, "delete", "-n", kube_namespace, "pod/prompt", "--wait=true", "--timeout=60s")
+    pod = get(kube_cluster, kube_namespace, "pod/lingering")
+    assert pod["metadata"]["deletionTimestamp"]
+    # Let the namespace go quickly at the end of the test.
+    kubectl(kube_cluster, "delete", "-n", kube_namespace, "pod/lingering", "--grace-period=0", "--force")
+
+
 LINES = [f"line {i}" for i in range(1, 6)]
 START = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
