@@ -53,9 +53,9 @@ def create(cluster: ClusterInfo, namespace: str, document: dict[str, Any]) -> No
     kubectl(cluster, "create", "-n", namespace, "-f", "-", stdin=json.dumps(document))
 
 
-def wait_for(cluster: ClusterInfo, namespace: str, what: str, condition: str) -> None:
+def wait_for(cluster: ClusterInfo, namespace: str, what: str, condition: str, *selector: str) -> None:
     """kubectl's own watch-based wait: returns once `condition` holds, fails the test otherwise."""
-    kubectl(cluster, "wait", "-n", namespace, what, f"--for={condition}", "--timeout=60s", timeout=90)
+    kubectl(cluster, "wait", "-n", namespace, what, *selector, f"--for={condition}", "--timeout=60s", timeout=90)
 
 
 def get(cluster: ClusterInfo, namespace: str, *what: str) -> Any:
@@ -113,6 +113,33 @@ def test_failed_container_with_retries_fails_every_attempt(kube_cluster: Cluster
     pods = job_pods(kube_cluster, kube_namespace, "retried")
     assert len(pods) == 2
     assert [terminated(pod)["main"]["exitCode"] for pod in pods] == [3, 3]
+
+
+def test_failed_container_of_an_on_failure_job_restarts_until_the_backoff_limit(
+    kube_cluster: ClusterInfo, kube_namespace: str
+) -> None:
+    # restartPolicy OnFailure: the kubelet restarts the container in place (10 s apart
+    # here) and the Job controller counts the restarts against backoffLimit.
+    annotations = {f"{FAILED}/name": "main", f"{FAILED}/exit-code": "3", f"{COMPLETE}/weight": "0"}
+    document = job("crashing", annotations=annotations, backoffLimit=2)
+    document["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    create(kube_cluster, kube_namespace, document)
+    wait_for(kube_cluster, kube_namespace, "job/crashing", "jsonpath={.status.active}=1")  # its pod exists
+    wait_for(
+        kube_cluster,
+        kube_namespace,
+        "pod",
+        "jsonpath={.status.containerStatuses[0].state.waiting.reason}=CrashLoopBackOff",
+        "-l",
+        "job-name=crashing",
+    )
+    (pod,) = job_pods(kube_cluster, kube_namespace, "crashing")
+    main = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "main")
+    assert main["lastState"]["terminated"]["exitCode"] == 3
+    assert main["restartCount"] >= 1
+    wait_for(kube_cluster, kube_namespace, "job/crashing", "condition=Failed")
+    failed = condition(get(kube_cluster, kube_namespace, "job/crashing"), "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded"
 
 
 def test_completion_delay_lets_the_job_deadline_pass(kube_cluster: ClusterInfo, kube_namespace: str) -> None:
