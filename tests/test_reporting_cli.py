@@ -1,0 +1,157 @@
+"""`up` and `down` with Redis reporting, as a user runs them, against the local cluster and a real Redis:
+the status entries and the results record read back with XRANGE, field by field; no secret in any
+entry; an unreachable Redis changes nothing but one masked warning."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from base64 import b64decode
+from pathlib import Path
+
+import pytest
+import redis
+
+from envspec.cluster import ClusterInfo
+from tests.cluster_fixtures import envspec_env, kubectl, run_envspec
+from tests.redis_fixtures import RedisFactory, free_loopback_port, stream_entries
+
+pytestmark = [pytest.mark.cluster, pytest.mark.redis]
+
+REPO = Path(__file__).resolve().parent.parent
+QUICKSTART = REPO / "examples" / "quickstart" / "maestro-env.yaml"
+STATUS, RESULTS = "maestro:streams:k8s:status", "maestro:streams:k8s:results"
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+REDIS_PASSWORD = "rep0rt-" + uuid.uuid4().hex
+
+
+def every_value(url: str) -> str:
+    """Every field and value of every stream in Redis, as one text, to search for secrets."""
+    with redis.Redis.from_url(url, decode_responses=True) as client:
+        keys = [key for key in client.scan_iter() if client.type(key) == "stream"]
+        return "\n".join(f"{k}={v}" for key in keys for _id, fields in client.xrange(key) for k, v in fields.items())
+
+
+def test_up_and_down_publish_status_entries_and_one_result_each(
+    kube_cluster: ClusterInfo, redis_factory: RedisFactory
+) -> None:
+    server = redis_factory(password=REDIS_PASSWORD)
+    env_id = "rep" + uuid.uuid4().hex[:5]
+    environment, namespace = f"quickstart-{env_id}", f"envspec-quickstart-{env_id}"
+    spec = ["-f", str(QUICKSTART), "--id", env_id]
+    up = run_envspec(kube_cluster, "up", *spec, "--report-redis", server.url, "-o", "json", timeout=180)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "warning" not in up.stderr
+        password = kubectl(
+            kube_cluster, "get", "secret", "db-credentials", "-n", namespace, "-o", "jsonpath={.data.password}"
+        )
+        status = stream_entries(server.url, STATUS)
+        operation_id = json.loads(up.stdout.splitlines()[0])["operation_id"]
+        for entry in status:
+            assert TIME.match(entry["time"]), entry
+            assert (entry["operation_id"], entry["operation"]) == (operation_id, "up")
+            assert (entry["environment"], entry["namespace"]) == (environment, namespace)
+        types = [entry["type"] for entry in status]
+        assert types[0] == "envspec.environment.applying" and types[-1] == "environment.created"
+        assert types.count("environment.created") == 1
+        applied = {e["ref"]: e for e in status if e["type"] == "envspec.object.applied"}
+        assert applied[f"namespace/{namespace}"]["action"] == "created"
+        assert {"deployment/app", "statefulset/db"} <= set(applied)
+        ready = [e for e in status if e["type"] == "envspec.object.ready"]
+        assert {e["ref"] for e in ready} >= {"deployment/app", "statefulset/db"}
+        assert all(float(e["seconds"]) >= 0 and e["event"] == "object_ready" for e in ready)
+        assert "object_progress" not in {e["event"] for e in status}  # progress is not a phase transition
+
+        [result] = stream_entries(server.url, RESULTS)
+        record = json.loads(result.pop("data"))
+        assert result == {
+            "job_id": operation_id,
+            "status": "success",
+            "namespace": namespace,
+            "resources_created": json.dumps(record["resources_created"], separators=(",", ":")),
+            "duration_ms": str(record["duration_ms"]),
+            "execution_id": environment,
+            "operation": "up",
+            "environment": environment,
+            "time": record["time"],
+            "exit_code": "0",
+        }
+        assert record["resources_created"][0] == f"namespace/{namespace}"
+        assert {"deployment/app", "service/app", "statefulset/db"} <= set(record["resources_created"])
+        assert record["duration_ms"] > 0 and "error" not in record
+
+        again = run_envspec(kube_cluster, "up", *spec, "--report-redis", server.url, timeout=180)
+        assert again.returncode == 0, again.stderr
+        assert stream_entries(server.url, STATUS, newest_first=True, count=1)[0]["type"] == "environment.modified"
+    finally:
+        down = run_envspec(kube_cluster, "down", *spec, "--report-redis", server.url, timeout=180)
+    assert down.returncode == 0, down.stderr
+    last = stream_entries(server.url, STATUS, newest_first=True, count=2)
+    assert [e["type"] for e in last] == ["environment.deleted", "envspec.environment.deleting"]
+    assert last[0]["operation"] == "down" and float(last[0]["seconds"]) >= 0
+    downs = [r for r in stream_entries(server.url, RESULTS) if r["operation"] == "down"]
+    assert len(downs) == 1 and downs[0]["status"] == "success"
+    assert json.loads(downs[0]["resources_created"]) == [f"namespace/{namespace}"]
+
+    everything = every_value(server.url)
+    assert password and password not in everything
+    assert b64decode(password).decode() not in everything
+    assert REDIS_PASSWORD not in everything + up.stdout + up.stderr + down.stdout + down.stderr
+
+
+def test_an_unreachable_redis_changes_nothing_but_one_masked_warning(
+    kube_cluster: ClusterInfo, redis_factory: RedisFactory
+) -> None:
+    nowhere = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_loopback_port()}/0"
+    masked = nowhere.replace(REDIS_PASSWORD, "****")
+    env_id = "unr" + uuid.uuid4().hex[:5]
+    spec = ["-f", str(QUICKSTART), "--id", env_id]
+    up = run_envspec(kube_cluster, "up", *spec, "--report-redis", nowhere, timeout=180)
+    try:
+        assert up.returncode == 0, up.stderr
+        warnings = [line for line in up.stderr.splitlines() if line.startswith("warning:")]
+        port = nowhere.rsplit(":", 1)[1].split("/", maxsplit=1)[0]
+        assert warnings == [
+            f"warning: Redis reporting to {masked}: unreachable (Error 111 connecting to 127.0.0.1:{port}. "
+            "Connection refused.); the operation goes on without reporting"
+        ]
+        assert REDIS_PASSWORD not in up.stdout + up.stderr
+    finally:
+        down = run_envspec(kube_cluster, "down", *spec, "--report-redis", nowhere, timeout=180)
+    assert down.returncode == 0 and down.stderr.count("warning: Redis reporting to") == 1
+
+    # A refused operation exits as it would have: the same code, the same message, one warning more.
+    plain = run_envspec(kube_cluster, "down", "--name", "kube-system")
+    env = dict(envspec_env(kube_cluster), ENVSPEC_REPORT_REDIS=nowhere)
+    reported = subprocess.run(
+        [sys.executable, "-m", "envspec", "down", "--name", "kube-system"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert plain.returncode == reported.returncode == 1
+    assert [line for line in reported.stderr.splitlines() if not line.startswith("warning:")] == (
+        plain.stderr.splitlines()
+    )
+    assert reported.stderr.count(f"warning: Redis reporting to {masked}") == 1
+
+    # The flag wins over the variable: with a reachable Redis given by the flag, no warning at all.
+    server = redis_factory()
+    flagged = subprocess.run(
+        [sys.executable, "-m", "envspec", "down", "--name", "kube-system", "--report-redis", server.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert flagged.returncode == 1 and "warning" not in flagged.stderr
+    [result] = stream_entries(server.url, RESULTS)
+    assert (result["status"], result["operation"], result["exit_code"]) == ("error", "down", "1")
+    assert "refusing to delete namespace kube-system" in result["error"]

@@ -1,0 +1,178 @@
+"""`envspec worker` as it is run: a process reading a real Redis, serving requests against the local
+cluster, answering in the results stream, acknowledging only after; malformed requests dead-lettered
+without stopping it; SIGTERM exits 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import redis
+
+from envspec.cluster import ClusterInfo
+from tests.cluster_fixtures import envspec_env, run_kubectl
+from tests.redis_fixtures import stream_entries
+
+PREFIX = "t:worker"
+JOBS, RESULTS, STATUS, DEAD = (f"{PREFIX}:{name}" for name in ("jobs", "results", "status", "dead"))
+REDIS_PASSWORD = "w0rker-" + uuid.uuid4().hex
+
+
+@contextmanager
+def worker(url: str, env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`envspec worker` in its own process; stopped with SIGTERM, which must end it with 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "envspec", "worker", "--stream-prefix", PREFIX, "--consumer", "w1", *args],
+        env={**env, "REDIS_URL": url, "K8S_NAMESPACE_PREFIX": "quality-fabric"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            out, err = process.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+            pytest.fail(f"the worker did not stop on SIGTERM: {err[-3000:]}")
+    assert process.returncode == 0, err[-3000:]
+    assert REDIS_PASSWORD not in out + err
+
+
+def wait_until(condition: Callable[[], Any], what: str, seconds: float = 180.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def result_of(url: str, job_id: str) -> dict[str, str] | None:
+    found = [entry for entry in stream_entries(url, RESULTS) if entry.get("job_id") == job_id]
+    return found[-1] if found else None
+
+
+def pending(url: str) -> int:
+    with redis.Redis.from_url(url, decode_responses=True) as client:
+        summary: Any = client.xpending(JOBS, "envspec")
+        return int(summary["pending"])
+
+
+def add(url: str, fields: dict[str, str]) -> str:
+    with redis.Redis.from_url(url, decode_responses=True) as client:
+        return str(client.xadd(JOBS, fields))
+
+
+@pytest.mark.redis
+def test_malformed_requests_get_an_error_result_and_a_dead_letter_and_the_worker_serves_on(
+    redis_factory: Callable[..., Any],
+) -> None:
+    server = redis_factory(password=REDIS_PASSWORD)
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "K8S_IN_CLUSTER")}
+    malformed = {
+        "bad-json": ({"data": "{not json"}, "data: not valid JSON"),
+        "no-operation": ({"job_id": "no-operation", "execution_id": "x1"}, "operation: required"),
+        "unknown-op": ({"job_id": "unknown-op", "execution_id": "x1", "operation": "fly"}, "operation: Input should"),
+        "bad-id": ({"job_id": "bad-id", "execution_id": "Not_A_Name", "operation": "status"}, "cannot name an env"),
+        "bad-spec": (
+            {
+                "data": json.dumps(
+                    {
+                        "job_id": "bad-spec",
+                        "execution_id": "x2",
+                        "operation": "create",
+                        "spec": {"apiVersion": "envspec/v1", "services": {"api": {"image": "a:1", "replicas": -1}}},
+                    }
+                )
+            },
+            "spec.services.api.replicas",
+        ),
+        "test-op": ({"job_id": "test-op", "execution_id": "x3", "operation": "test"}, "'test' is not served here"),
+    }
+    with worker(server.url, env, "--claim-idle", "5s"):
+        ids = {job: add(server.url, fields) for job, (fields, _reason) in malformed.items()}
+        wait_until(lambda: len(stream_entries(server.url, DEAD)) == len(malformed), "every dead letter")
+        wait_until(lambda: pending(server.url) == 0, "every entry acknowledged")
+        results = {entry["job_id"]: entry for entry in stream_entries(server.url, RESULTS)}
+        dead = {entry["dead_letter_id"]: entry for entry in stream_entries(server.url, DEAD)}
+        for job, (fields, reason) in malformed.items():
+            # A request whose job_id cannot be read is answered under its stream entry's ID.
+            result = results[job if job != "bad-json" else ids[job]]
+            assert result["status"] == "error" and reason in result["error"], (job, result)
+            assert json.loads(result["data"])["error"] == result["error"]
+            letter = dead[ids[job]]
+            assert {k: letter[k] for k in fields} == fields  # the original fields, as they were
+            assert reason in letter["dead_letter_reason"] and letter["dead_letter_consumer"] == "w1"
+        # Still serving: one more malformed request is answered too.
+        add(server.url, {"job_id": "after", "operation": "status"})
+        wait_until(lambda: result_of(server.url, "after"), "the next request's result")
+    assert REDIS_PASSWORD not in "".join(json.dumps(e) for e in stream_entries(server.url, RESULTS))
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_the_worker_creates_and_deletes_an_environment_from_original_format_requests(
+    kube_cluster: ClusterInfo, redis_factory: Callable[..., Any]
+) -> None:
+    server = redis_factory(password=REDIS_PASSWORD)
+    execution_id = "wrk-" + uuid.uuid4().hex[:6]
+    namespace = f"quality-fabric-{execution_id}"
+    config = {"app_image": "myapp:latest", "app_port": 8000, "database": "postgresql", "ttl_minutes": 60}
+    create = {"job_id": f"job-{execution_id}", "execution_id": execution_id, "operation": "create", "config": config}
+    with worker(server.url, envspec_env(kube_cluster), "--concurrency", "2"):
+        add(server.url, {"data": json.dumps(create)})
+        created = wait_until(lambda: result_of(server.url, create["job_id"]), "the create's result")  # type: ignore[arg-type]
+        try:
+            record = json.loads(created.pop("data"))
+            assert record["status"] == "success", record
+            assert (record["namespace"], record["execution_id"], record["operation"]) == (
+                namespace,
+                execution_id,
+                "create",
+            )
+            assert record["resources_created"] == ["namespace", "postgres", "deployment", "service"]
+            assert record["duration_ms"] > 0
+            assert created["resources_created"] == '["namespace","postgres","deployment","service"]'
+            wait_until(lambda: pending(server.url) == 0, "the create acknowledged")
+            deployment = json.loads(
+                run_kubectl(kube_cluster, "get", "deployment/app", "-n", namespace, "-o", "json").stdout
+            )
+            assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "myapp:latest"
+            status = [e for e in stream_entries(server.url, STATUS) if e["operation_id"] == create["job_id"]]
+            assert next(e["type"] for e in status) == "envspec.environment.applying"
+            assert "environment.created" in [e["type"] for e in status]
+            assert all(e["operation"] == "create" for e in status)
+
+            # The flat encoding: a status request.
+            add(server.url, {"job_id": f"status-{execution_id}", "execution_id": execution_id, "operation": "status"})
+            status_result = wait_until(lambda: result_of(server.url, f"status-{execution_id}"), "the status result")
+            assert status_result["status"] == "success" and status_result["namespace"] == namespace
+        finally:
+            add(server.url, {"job_id": f"delete-{execution_id}", "execution_id": execution_id, "operation": "delete"})
+            deleted = wait_until(lambda: result_of(server.url, f"delete-{execution_id}"), "the delete's result")
+        assert deleted["status"] == "success" and deleted["namespace"] == namespace
+        wait_until(lambda: pending(server.url) == 0, "the delete acknowledged")
+        assert run_kubectl(kube_cluster, "get", "namespace", namespace).returncode != 0
+        deleted_status = [
+            e for e in stream_entries(server.url, STATUS) if e["operation_id"] == f"delete-{execution_id}"
+        ]
+        assert "environment.deleted" in [e["type"] for e in deleted_status]
+    everything = json.dumps([stream_entries(server.url, s) for s in (RESULTS, STATUS, DEAD)])
+    assert REDIS_PASSWORD not in everything
+    assert stream_entries(server.url, DEAD) == []
