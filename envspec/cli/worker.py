@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from envspec.cli.options import Duration, cluster_options, target
+from envspec.cli.options import Duration, cluster_options, output_format, target
 from envspec.cli.run import run_service
 
 
@@ -53,6 +53,36 @@ from envspec.cli.run import run_service
     help="How long one request may take (create: applying and waiting).",
 )
 @cluster_options
+@click.option(
+    "--print-manifests",
+    is_flag=True,
+    help="Print the manifests that run workers inside the cluster (Deployment, ServiceAccount, RBAC), and exit.",
+)
+@click.option(
+    "--manifests-namespace",
+    metavar="NAMESPACE",
+    default="envspec-system",
+    show_default=True,
+    help="With --print-manifests: the namespace the workers run in.",
+)
+@click.option(
+    "--image",
+    metavar="IMAGE",
+    default=None,
+    help="With --print-manifests: the envspec image (built from the repository's Dockerfile) "
+    "[default: envspec:<version>].",
+)
+@click.option(
+    "--replicas", type=click.IntRange(min=0), default=2, show_default=True, help="With --print-manifests: workers."
+)
+@click.option(
+    "--redis-secret",
+    metavar="NAME",
+    default="envspec-worker-redis",
+    show_default=True,
+    help="With --print-manifests: the Secret whose key `url` holds REDIS_URL.",
+)
+@output_format("yaml", "json", default="yaml")
 def command(
     redis_url: str | None,
     stream_prefix: str,
@@ -65,6 +95,12 @@ def command(
     timeout: int,
     kubeconfig: str | None,
     context: str | None,
+    print_manifests: bool,
+    manifests_namespace: str,
+    image: str | None,
+    replicas: int,
+    redis_secret: str,
+    output: str,
 ) -> None:
     """Serve environment requests written to <prefix>:jobs: create, delete, status, extend, cleanup.
 
@@ -87,6 +123,7 @@ def command(
     Examples:
       REDIS_URL=redis://redis:6379/0 K8S_NAMESPACE_PREFIX=quality-fabric envspec worker
       envspec worker --redis redis://localhost:6379/0 --concurrency 8
+      envspec worker --print-manifests --image registry.example.com/envspec:0.1.0 | kubectl apply -f -
     """
     from envspec.errors import EnvspecError
     from envspec.report.redis_url import mask_url
@@ -96,6 +133,22 @@ def command(
     from envspec.worker.streams import ConsumerConfig, default_consumer_name
 
     settings = load_settings(os.environ)
+    if print_manifests:
+        from envspec.lifecycle.janitor import DEFAULT_IMAGE
+        from envspec.present import manifests_text
+        from envspec.worker.manifests import worker_manifests
+
+        worker_args = ("--stream-prefix", stream_prefix, "--group", group, "--concurrency", str(concurrency))
+        manifests = worker_manifests(
+            namespace=manifests_namespace,
+            image=image or DEFAULT_IMAGE,
+            replicas=replicas,
+            namespace_prefix=settings.namespace_prefix,
+            redis_secret=redis_secret,
+            worker_args=worker_args,
+        )
+        click.echo(manifests_text(manifests, output), nl=False)
+        return
     url = redis_url or settings.redis_url
     if url is None:
         raise EnvspecError("no Redis to serve: give --redis URL or set REDIS_URL (or REDIS_HOST)")
