@@ -13,10 +13,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from ruamel.yaml import YAML
 
 from envspec.cluster import ClusterInfo
 from tests.cluster_fixtures import envspec_env, run_kubectl
@@ -24,14 +26,15 @@ from tests.redis_fixtures import stream_entries
 
 PREFIX = "t:worker"
 JOBS, RESULTS, STATUS, DEAD = (f"{PREFIX}:{name}" for name in ("jobs", "results", "status", "dead"))
+REPO = Path(__file__).resolve().parent.parent
 REDIS_PASSWORD = "w0rker-" + uuid.uuid4().hex
 
 
 @contextmanager
-def worker(url: str, env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
-    """`envspec worker` in its own process; stopped with SIGTERM, which must end it with 0."""
+def worker(url: str, env: dict[str, str], *args: str, consumer: str = "w1") -> Iterator[subprocess.Popen[str]]:
+    """`envspec worker` in its own process; stopped with SIGTERM, which must end it with 0 (unless killed)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "envspec", "worker", "--stream-prefix", PREFIX, "--consumer", "w1", *args],
+        [sys.executable, "-m", "envspec", "worker", "--stream-prefix", PREFIX, "--consumer", consumer, *args],
         env={**env, "REDIS_URL": url, "K8S_NAMESPACE_PREFIX": "quality-fabric"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -48,7 +51,7 @@ def worker(url: str, env: dict[str, str], *args: str) -> Iterator[subprocess.Pop
             process.kill()
             out, err = process.communicate()
             pytest.fail(f"the worker did not stop on SIGTERM: {err[-3000:]}")
-    assert process.returncode == 0, err[-3000:]
+    assert process.returncode in (0, -signal.SIGKILL), err[-3000:]
     assert REDIS_PASSWORD not in out + err
 
 
@@ -175,4 +178,56 @@ def test_the_worker_creates_and_deletes_an_environment_from_original_format_requ
         assert "environment.deleted" in [e["type"] for e in deleted_status]
     everything = json.dumps([stream_entries(server.url, s) for s in (RESULTS, STATUS, DEAD)])
     assert REDIS_PASSWORD not in everything
+    assert stream_entries(server.url, DEAD) == []
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_a_full_spec_request_whose_worker_is_killed_mid_job_is_completed_by_another(
+    kube_cluster: ClusterInfo, redis_factory: Callable[..., Any]
+) -> None:
+    server = redis_factory()
+    document = YAML(typ="safe").load((REPO / "examples" / "fullstack" / "maestro-env.yaml").read_text())
+    del document["name"]  # the execution id names it
+    execution_id = "kill-" + uuid.uuid4().hex[:6]
+    namespace = f"quality-fabric-{execution_id}"  # the spec's own namespacePrefix
+    job_id = f"job-{execution_id}"
+    env = envspec_env(kube_cluster)
+    with worker(server.url, env, "--claim-idle", "2s") as first:
+        add(
+            server.url,
+            {"job_id": job_id, "execution_id": execution_id, "operation": "create", "spec": json.dumps(document)},
+        )
+
+        def applying() -> bool:
+            return any(
+                e["operation_id"] == job_id and e["type"] == "envspec.object.applied"
+                for e in stream_entries(server.url, STATUS)
+            )
+
+        wait_until(applying, "the first worker applying")
+        first.kill()  # SIGKILL: no drain, no XACK, its lock left to expire
+        first.wait(30)
+        assert result_of(server.url, job_id) is None, "the job finished before the worker was killed"
+    try:
+        with worker(server.url, env, "--claim-idle", "2s", consumer="w2"):
+            created = wait_until(lambda: result_of(server.url, job_id), "the second worker's result")
+            assert created["status"] == "success", created
+            assert created["namespace"] == namespace
+            assert json.loads(created["resources_created"]) == [
+                "namespace",
+                "postgres/db",
+                "redis/cache",
+                "deployment/api",
+                "service/api",
+                "deployment/worker",
+            ]
+            wait_until(lambda: pending(server.url) == 0, "the request acknowledged")
+            assert [r["job_id"] for r in stream_entries(server.url, RESULTS)] == [job_id]  # one result
+            deployments = run_kubectl(kube_cluster, "get", "deployments", "-n", namespace, "-o", "name").stdout
+            assert deployments.split() == ["deployment.apps/api", "deployment.apps/worker"]
+            add(server.url, {"job_id": "del", "execution_id": execution_id, "operation": "delete"})
+            assert wait_until(lambda: result_of(server.url, "del"), "the delete")["status"] == "success"
+    finally:
+        run_kubectl(kube_cluster, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
     assert stream_entries(server.url, DEAD) == []
