@@ -197,3 +197,42 @@ def test_an_operation_that_fails_reports_an_error_result_and_exits_as_it_would_h
     )
     assert "cannot reach the Kubernetes API" in record["error"]
     assert REDIS_PASSWORD not in every_value(server.url) + reported.stderr
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_redis_stopped_during_up_up_succeeds_with_one_warning(
+    kube_cluster: ClusterInfo, redis_factory: RedisFactory
+) -> None:
+    server = redis_factory(password=REDIS_PASSWORD)
+    env_id = "stp" + uuid.uuid4().hex[:5]
+    spec = ["-f", str(QUICKSTART), "--id", env_id]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "envspec", "up", *spec, "--report-redis", server.url, "-o", "json"],
+        env=envspec_env(kube_cluster),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if json.loads(line)["event"] == "object_applied":
+                server.stop()  # Redis goes away in the middle of the run
+                break
+        rest, err = process.communicate(timeout=180)
+        assert process.returncode == 0, err
+        events = [json.loads(line)["event"] for line in [*lines, *rest.splitlines()]]
+        assert events[-1] == "operation_finished" and "environment_ready" in events
+        warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+        assert len(warnings) == 1 and warnings[0].startswith(
+            f"warning: Redis reporting to {server.url.replace(REDIS_PASSWORD, '****')}: "
+        )
+        assert REDIS_PASSWORD not in rest + err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        run_envspec(kube_cluster, "down", *spec, timeout=180)
