@@ -231,3 +231,19 @@ def test_a_full_spec_request_whose_worker_is_killed_mid_job_is_completed_by_anot
     finally:
         run_kubectl(kube_cluster, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
     assert stream_entries(server.url, DEAD) == []
+
+
+@pytest.mark.redis
+def test_a_worker_survives_a_redis_restart_and_serves_on(redis_factory: Callable[..., Any]) -> None:
+    server = redis_factory(password=REDIS_PASSWORD, persistent=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "K8S_IN_CLUSTER")}
+    with worker(server.url, env) as process:
+        add(server.url, {"job_id": "before", "operation": "status"})
+        wait_until(lambda: result_of(server.url, "before"), "the result before the restart")
+        server.restart()
+        add(server.url, {"job_id": "after", "operation": "status"})
+        after = wait_until(lambda: result_of(server.url, "after"), "the result after the restart", seconds=60)
+        assert after["status"] == "error" and "execution_id" in after["error"]
+        wait_until(lambda: pending(server.url) == 0, "both acknowledged")
+        assert process.poll() is None  # still serving
+    assert [r["job_id"] for r in stream_entries(server.url, RESULTS)] == ["before", "after"]
