@@ -247,3 +247,30 @@ def test_a_worker_survives_a_redis_restart_and_serves_on(redis_factory: Callable
         wait_until(lambda: pending(server.url) == 0, "both acknowledged")
         assert process.poll() is None  # still serving
     assert [r["job_id"] for r in stream_entries(server.url, RESULTS)] == ["before", "after"]
+
+
+@pytest.mark.redis
+def test_a_worker_that_cannot_work_says_why_and_exits_1(redis_factory: Callable[..., Any]) -> None:
+    server = redis_factory(password=REDIS_PASSWORD)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "K8S_"))}
+
+    def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "envspec", "worker", "--stream-prefix", PREFIX],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    nothing = start({})
+    assert nothing.returncode == 1 and "give --redis URL or set REDIS_URL" in nothing.stderr
+    bad = start({"REDIS_URL": server.url, "K8S_TTL_MINUTES": "soon", "K8S_IN_CLUSTER": "maybe"})
+    assert bad.returncode == 1
+    assert "K8S_TTL_MINUTES='soon'" in bad.stderr and "K8S_IN_CLUSTER='maybe'" in bad.stderr
+    wrong = start({"REDIS_URL": server.url.replace(REDIS_PASSWORD, "not-the-password")})
+    assert wrong.returncode == 1 and "refused the credentials" in wrong.stderr
+    for result in (nothing, bad, wrong):
+        assert "Traceback" not in result.stderr and REDIS_PASSWORD not in result.stderr
+    assert "not-the-password" not in wrong.stderr
