@@ -4,6 +4,7 @@ without stopping it; SIGTERM exits 0."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -157,6 +158,17 @@ def test_the_worker_creates_and_deletes_an_environment_from_original_format_requ
                 run_kubectl(kube_cluster, "get", "deployment/app", "-n", namespace, "-o", "json").stdout
             )
             assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "myapp:latest"
+            encoded = run_kubectl(
+                kube_cluster,
+                "get",
+                "secret",
+                "postgres-credentials",
+                "-n",
+                namespace,
+                "-o",
+                "jsonpath={.data.password}",
+            ).stdout
+            db_password = base64.b64decode(encoded).decode()
             status = [e for e in stream_entries(server.url, STATUS) if e["operation_id"] == create["job_id"]]
             assert next(e["type"] for e in status) == "envspec.environment.applying"
             assert "environment.created" in [e["type"] for e in status]
@@ -178,6 +190,7 @@ def test_the_worker_creates_and_deletes_an_environment_from_original_format_requ
         assert "environment.deleted" in [e["type"] for e in deleted_status]
     everything = json.dumps([stream_entries(server.url, s) for s in (RESULTS, STATUS, DEAD)])
     assert REDIS_PASSWORD not in everything
+    assert len(db_password) >= 16 and db_password not in everything and encoded not in everything
     assert stream_entries(server.url, DEAD) == []
 
 
