@@ -236,3 +236,43 @@ def test_redis_stopped_during_up_up_succeeds_with_one_warning(
             process.kill()
             process.communicate()
         run_envspec(kube_cluster, "down", *spec, timeout=180)
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_watch_reports_each_cycle_to_the_redis_its_spec_names(
+    kube_cluster: ClusterInfo, redis_factory: RedisFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_watch import WatchProcess, spec_text
+
+    server = redis_factory(password=REDIS_PASSWORD)
+    monkeypatch.setenv("WATCH_REDIS", server.url)
+    monkeypatch.delenv("ENVSPEC_REPORT_REDIS", raising=False)
+    name = "wrep-" + uuid.uuid4().hex[:5]
+    reporting = "reporting:\n  redis:\n    url: ${env.WATCH_REDIS}\n    streamPrefix: t:watch\n    maxLen: 500\n"
+    path = tmp_path / "maestro-env.yaml"
+    path.write_text(spec_text(name, extra=reporting))
+    watch = WatchProcess(kube_cluster, path, "--down-on-exit", "-o", "json")
+    try:
+        watch.wait_for('"watch_started"')
+        path.write_text(spec_text(name, replicas=2, extra=reporting))
+        watch.wait_for('"watch_cycle"')
+    finally:
+        code, _out, err = watch.interrupt()
+    assert code == 0, err
+    assert "warning" not in err
+    status = stream_entries(server.url, "t:watch:status")
+    assert {(e["operation"], e["environment"], e["namespace"]) for e in status} == {("watch", name, f"envspec-{name}")}
+    types = [e["type"] for e in status]
+    assert "environment.created" in types and types[-1] == "environment.deleted"
+    [cycle] = [e for e in status if e["event"] == "watch_cycle"]
+    # Two replicas: the deployment, and the quota sized for it.
+    configured = ["resourcequota/envspec-quota", "deployment/web"]
+    assert cycle["type"] == "environment.modified" and json.loads(cycle["configured"]) == configured
+    results = [json.loads(r["data"]) for r in stream_entries(server.url, "t:watch:results")]
+    assert [(r["operation"], r["status"], r.get("cycle")) for r in results] == [
+        ("watch", "success", 1),
+        ("watch", "success", None),
+    ]
+    assert results[0]["resources_created"] == configured
+    assert REDIS_PASSWORD not in every_value(server.url) + err
