@@ -276,3 +276,17 @@ def test_watch_reports_each_cycle_to_the_redis_its_spec_names(
     ]
     assert results[0]["resources_created"] == configured
     assert REDIS_PASSWORD not in every_value(server.url) + err
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_gc_reports_its_sweep_and_one_result(kube_cluster: ClusterInfo, redis_factory: RedisFactory) -> None:
+    server = redis_factory()
+    swept = run_envspec(kube_cluster, "gc", "--dry-run", "--report-redis", server.url, timeout=120)
+    assert swept.returncode == 0, swept.stderr
+    status = stream_entries(server.url, STATUS)
+    [sweep] = [e for e in status if e["type"] == "envspec.gc.swept"]
+    assert sweep["operation"] == "gc" and sweep["dry_run"] == "true" and int(sweep["examined"]) >= 0
+    assert "environment.deleted" not in {e["type"] for e in status}  # a dry run deletes nothing
+    [result] = stream_entries(server.url, RESULTS)
+    assert (result["operation"], result["status"], result["job_id"]) == ("gc", "success", sweep["operation_id"])
