@@ -13,14 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+from envspec.defaults import DEFAULT_NAMESPACE_PREFIX
 from envspec.errors import EnvspecError
 from envspec.model import DNS_LABEL
 from envspec.report.redis_url import mask_url
 from envspec.units import parse_quantity
-from envspec.validate import DEFAULT_NAMESPACE_PREFIX
 
 DEFAULT_TTL_MINUTES = 60
-NAMESPACE_PREFIX_MAX_LENGTH = 40  # as validate.py allows for namespacePrefix
+NAMESPACE_PREFIX_MAX_LENGTH = 40  # as envspec.validation.meaning allows for namespacePrefix
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
