@@ -287,3 +287,37 @@ def test_a_worker_that_cannot_work_says_why_and_exits_1(redis_factory: Callable[
     for result in (nothing, bad, wrong):
         assert "Traceback" not in result.stderr and REDIS_PASSWORD not in result.stderr
     assert "not-the-password" not in wrong.stderr
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_sigterm_mid_job_finishes_the_job_then_exits_0(
+    kube_cluster: ClusterInfo, redis_factory: Callable[..., Any]
+) -> None:
+    server = redis_factory()
+    execution_id = "term-" + uuid.uuid4().hex[:6]
+    job_id = f"job-{execution_id}"
+    config = {"app_image": "myapp:latest", "database": "postgresql"}
+    try:
+        with worker(server.url, envspec_env(kube_cluster)) as process:
+            add(
+                server.url,
+                {
+                    "data": json.dumps(
+                        {"job_id": job_id, "execution_id": execution_id, "operation": "create", "config": config}
+                    )
+                },
+            )
+            wait_until(
+                lambda: any(e["operation_id"] == job_id for e in stream_entries(server.url, STATUS)), "the job started"
+            )
+            process.send_signal(signal.SIGTERM)  # in flight: finished, answered, acknowledged, then exit 0
+            process.wait(120)
+            assert process.returncode == 0
+        result = result_of(server.url, job_id)
+        assert result is not None and result["status"] == "success", result
+        assert pending(server.url) == 0
+    finally:
+        run_kubectl(
+            kube_cluster, "delete", "namespace", f"quality-fabric-{execution_id}", "--ignore-not-found", "--wait=false"
+        )
