@@ -111,6 +111,9 @@ class StatusTypes:
                 return ENVIRONMENT_MODIFIED if event.ok else "envspec.environment.failed"
             case WatchSpecInvalid():
                 return "envspec.environment.invalid"
+            case OperationFinished():
+                # Its result says how it ended; forget it (a worker's sink lives for many operations).
+                self._created_namespace.discard(envelope.operation_id)
         return None
 
 
