@@ -290,3 +290,20 @@ def test_gc_reports_its_sweep_and_one_result(kube_cluster: ClusterInfo, redis_fa
     assert "environment.deleted" not in {e["type"] for e in status}  # a dry run deletes nothing
     [result] = stream_entries(server.url, RESULTS)
     assert (result["operation"], result["status"], result["job_id"]) == ("gc", "success", sweep["operation_id"])
+
+
+def test_a_report_url_that_cannot_be_a_redis_url_is_a_usage_error_with_the_password_masked() -> None:
+    for argv, env in (
+        (["--report-redis", f"http://user:{REDIS_PASSWORD}@host:1/"], {}),
+        ([], {"ENVSPEC_REPORT_REDIS": f"redis://:{REDIS_PASSWORD}@host:port/0"}),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "envspec", "down", "--name", "shop", *argv],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2 and "Invalid value for '--report-redis'" in done.stderr
+        assert REDIS_PASSWORD not in done.stderr + done.stdout and "Traceback" not in done.stderr

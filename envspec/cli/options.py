@@ -130,8 +130,21 @@ REPORT_REDIS_META = "envspec.report_redis"  # where `--report-redis` leaves its 
 
 
 def _remember_report_url(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    if value is not None and value.strip():
-        ctx.meta[REPORT_REDIS_META] = value.strip()
+    if value is None or not value.strip():
+        return
+    from urllib.parse import urlsplit
+
+    from envspec.report.redis_url import mask_url
+
+    url = value.strip()
+    try:
+        scheme = urlsplit(url).scheme
+        urlsplit(url).port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as exc:
+        raise click.BadParameter(f"{mask_url(url)}: {exc}", ctx, param) from None
+    if scheme not in ("redis", "rediss", "unix"):
+        raise click.BadParameter(f"{mask_url(url)}: must start with redis://, rediss:// or unix://", ctx, param)
+    ctx.meta[REPORT_REDIS_META] = url
 
 
 def report_option(func: F) -> F:
