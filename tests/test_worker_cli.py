@@ -321,3 +321,34 @@ def test_sigterm_mid_job_finishes_the_job_then_exits_0(
         run_kubectl(
             kube_cluster, "delete", "namespace", f"quality-fabric-{execution_id}", "--ignore-not-found", "--wait=false"
         )
+
+
+@pytest.mark.redis
+def test_a_kubernetes_api_outage_is_an_error_result_and_the_worker_serves_on(
+    redis_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    server = redis_factory()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "not-a-secret"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "K8S_IN_CLUSTER")}
+    env["KUBECONFIG"] = str(kubeconfig)
+    with worker(server.url, env, "--timeout", "5s") as process:
+        for job in ("first", "second"):
+            add(server.url, {"job_id": job, "execution_id": "shop", "operation": "delete"})
+            result = wait_until(lambda job=job: result_of(server.url, job), f"the {job} result")  # type: ignore[misc]
+            assert result["status"] == "error" and "cannot reach the Kubernetes API" in result["error"], result
+            assert json.loads(result["data"])["exit_code"] == 3
+        wait_until(lambda: pending(server.url) == 0, "both acknowledged, not retried")
+        assert process.poll() is None
+    assert stream_entries(server.url, DEAD) == []  # the request was fine: no dead letter
