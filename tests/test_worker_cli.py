@@ -5,6 +5,7 @@ without stopping it; SIGTERM exits 0."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import signal
@@ -352,3 +353,40 @@ def test_a_kubernetes_api_outage_is_an_error_result_and_the_worker_serves_on(
         wait_until(lambda: pending(server.url) == 0, "both acknowledged, not retried")
         assert process.poll() is None
     assert stream_entries(server.url, DEAD) == []  # the request was fine: no dead letter
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_two_workers_never_run_requests_for_one_environment_at_once(
+    kube_cluster: ClusterInfo, redis_factory: Callable[..., Any]
+) -> None:
+    server = redis_factory()
+    execution_id = "one-" + uuid.uuid4().hex[:6]
+    config = {"app_image": "myapp:latest", "database": "postgresql"}
+    jobs = [("c1", "create"), ("c2", "create"), ("d1", "delete")]
+    env = envspec_env(kube_cluster)
+    try:
+        with (
+            worker(server.url, env, "--concurrency", "2"),
+            worker(server.url, env, "--concurrency", "2", consumer="w2"),
+        ):
+            for job, operation in jobs:
+                request: dict[str, Any] = {"job_id": job, "execution_id": execution_id, "operation": operation}
+                if operation == "create":
+                    request["config"] = config
+                add(server.url, {"data": json.dumps(request)})
+            results = {
+                job: wait_until(lambda job=job: result_of(server.url, job), f"the result of {job}")  # type: ignore[misc]
+                for job, _ in jobs
+            }
+    finally:
+        run_kubectl(kube_cluster, "delete", "namespace", f"quality-fabric-{execution_id}", "--ignore-not-found")
+    assert all(result["status"] == "success" for result in results.values()), results
+    # Each job's window: from its first status entry (it starts only once it holds the lock) to its result.
+    status = stream_entries(server.url, STATUS)
+    windows = sorted(
+        (min(e["time"] for e in status if e["operation_id"] == job), results[job]["time"], job) for job, _ in jobs
+    )
+    for (_start, end, job), (next_start, _end, next_job) in itertools.pairwise(windows):
+        assert end <= next_start, f"{job} (until {end}) overlapped {next_job} (from {next_start})"
+    assert len(windows) == 3  # (their order across two workers is whichever takes the lock first)
