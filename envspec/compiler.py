@@ -92,6 +92,11 @@ def compile_plan(
     return _Compiler(valid, identity(valid, env_id), secrets or {}, include_tests).compile()
 
 
+def substitute(valid: ValidSpec, text: str, *, env_id: str | None = None) -> str:
+    """`text` (a spec string that validation checked carries no secret reference) with its references filled in."""
+    return _Compiler(valid, identity(valid, env_id), {}, False).substitute(text)
+
+
 class _Compiler:
     def __init__(
         self, valid: ValidSpec, ident: Identity, secrets: Mapping[SecretSlot, str], include_tests: bool

@@ -344,8 +344,10 @@ class RedisReporting(SpecModel):
 
     url: str
     """Redis URL; may use references, e.g. `${env.REDIS_URL:-redis://localhost:6379/0}`."""
-    stream_prefix: str = "maestro:streams:k8s"
+    stream_prefix: str = Field("maestro:streams:k8s", min_length=1)
     """Streams `<prefix>:status` and `<prefix>:results` are written."""
+    max_len: PositiveInt = 10_000
+    """Every XADD caps its stream at about this many entries (`MAXLEN ~`)."""
 
 
 class Reporting(SpecModel):
