@@ -130,8 +130,10 @@ async def status(target: ClusterTarget, ref: EnvironmentRef, *, deadline: Deadli
         item
         for rtype in MANAGED_TYPES
         for item in objects[rtype]
-        if (not is_test_run_object(item) and (not rtype.namespaced and environment_of(item) == environment))
-        or metadata_of(item).get("namespace") == name
+        if not is_test_run_object(item)  # a test run's Job is not one of the environment's objects
+        and (
+            (not rtype.namespaced and environment_of(item) == environment) or metadata_of(item).get("namespace") == name
+        )
     ]
     related = related_objects(helpers[kinds.POD], helpers[kinds.REPLICA_SET], helpers[kinds.STORAGE_CLASS])
     return EnvironmentStatus(
