@@ -31,6 +31,7 @@ DEFAULT_NAMESPACE_PREFIX = "envspec"
 DEFAULT_TTL = "60m"
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 DEFAULT_LIMITS = {"cpu": "1000m", "memory": "1Gi"}
+RESERVED_ANNOTATION_PREFIX = "envspec.dev/"
 RESERVED_LABEL_PREFIXES = ("envspec.dev/", "app.kubernetes.io/", "pod-security.kubernetes.io/")
 COMPONENT_MAPS = ("databases", "services", "tests")
 
@@ -259,6 +260,7 @@ class _Semantics:
         prefix = self.namespace_prefix()
         ttl, ttl_seconds = self.ttl()
         self.check_labels()
+        self.check_annotations()
         self.check_databases()
         self.check_services()
         self.check_references()
@@ -373,6 +375,23 @@ class _Semantics:
                     f"invalid label value {value!r}: at most 63 characters of a-z, A-Z, 0-9, '-', '_', '.', "
                     "starting and ending with a letter or digit",
                 )
+
+    def check_annotations(self) -> None:
+        """Pod annotations: valid Kubernetes annotation keys, none in envspec's own prefix."""
+        sections: tuple[tuple[str, Mapping[str, Any]], ...] = (
+            ("databases", self.spec.databases),
+            ("services", self.spec.services),
+            ("tests", self.spec.tests),
+        )
+        for section, components in sections:
+            for name, component in components.items():
+                for key in component.annotations:
+                    path = (section, name, "annotations", key)
+                    problem = _label_key_problem(key, "annotation")
+                    if problem:
+                        self.out.add(path, problem, key=True)
+                    elif key.startswith(RESERVED_ANNOTATION_PREFIX):
+                        self.out.add(path, f"annotation key '{key}' is reserved for envspec", key=True)
 
     def check_databases(self) -> None:
         for name, database in self.spec.databases.items():
@@ -643,13 +662,14 @@ def _dns_message(name: str, maximum: int) -> str:
     )
 
 
-def _label_key_problem(key: str) -> str | None:
+def _label_key_problem(key: str, what: str = "label") -> str | None:
+    """Label and annotation keys share one syntax: an optional DNS-subdomain prefix and `/`, then a name."""
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
-        return f"invalid label key '{key}': the prefix must be a DNS subdomain"
+        return f"invalid {what} key '{key}': the prefix must be a DNS subdomain"
     if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
         return (
-            f"invalid label key '{key}': the name must be 1-63 characters of a-z, A-Z, 0-9, '-', '_', '.', "
+            f"invalid {what} key '{key}': the name must be 1-63 characters of a-z, A-Z, 0-9, '-', '_', '.', "
             "starting and ending with a letter or digit"
         )
     return None
