@@ -11,6 +11,7 @@ in envspec/kube/.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import secrets
@@ -545,6 +546,26 @@ def test_up_recovers_a_half_created_directory_without_killing_strangers(fault_cl
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_up_recreates_a_cluster_of_an_older_configuration(fault_cluster: str) -> None:
+    # kwok reads its Stage objects and log CRDs only at creation: an older cluster would
+    # ignore the annotations the tests rely on, so `up` recreates it and says why.
+    info = cluster_up(fault_cluster, progress=Quiet())
+    kubectl(info, "create", "namespace", "from-the-old-cluster")
+    cluster = KwokCluster(fault_cluster, Layout.from_env(), Quiet())
+    wanted = cluster.saved_fingerprint()
+    assert wanted
+    cluster.fingerprint_path.write_text("0000000000000000\n")
+    messages = io.StringIO()
+    again = cluster_up(fault_cluster, progress=Progress(messages))
+    assert "created with an older configuration (kwok pod stages, log serving); recreating it" in messages.getvalue()
+    assert cluster.saved_fingerprint() == wanted
+    assert "from-the-old-cluster" not in kubectl(again, "get", "namespaces", "-o", "name")
+    # The same configuration is reused, not recreated.
+    messages = io.StringIO()
+    cluster_up(fault_cluster, progress=Progress(messages))
+    assert "reusing it" in messages.getvalue()
 
 
 def test_down_cleans_a_stale_directory(fault_cluster: str) -> None:
