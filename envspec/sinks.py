@@ -173,6 +173,7 @@ class TerminalSink:
     _rows: list[tuple[str, str, str, str]] = field(default_factory=list)  # gc's table, printed per sweep
     _tests: list[TestFinished] = field(default_factory=list)  # `test`'s summary table
     _several_tests: bool = False  # log lines get a `<test> | ` prefix
+    _test_order: tuple[str, ...] = ()  # the summary table lists tests in the run's (the spec's) order
 
     def __post_init__(self) -> None:
         if self.live is None:
@@ -258,6 +259,7 @@ class TerminalSink:
                 self._write(watch_stopped_text(event))
             case TestRunStarted():
                 self._several_tests = len(event.tests) > 1
+                self._test_order = event.tests
                 self._write(
                     f"run {event.run_id}: {len(event.tests)} test{'s' if len(event.tests) != 1 else ''}"
                     f" ({', '.join(event.tests)})"
@@ -276,7 +278,9 @@ class TerminalSink:
             case TestJobsDeleted():
                 self._write(test_jobs_deleted_text(event))
             case TestSummary():
-                self._write(test_summary_text(self._tests, event))
+                order = {name: index for index, name in enumerate(self._test_order)}
+                rows = sorted(self._tests, key=lambda row: order.get(row.test, len(order)))
+                self._write(test_summary_text(rows, event))
                 self._tests = []
             case OperationStarted() | OperationFinished():
                 pass  # the command's own result says how it ended

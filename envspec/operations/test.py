@@ -82,7 +82,10 @@ Json = dict[str, Any]
 JOB = kinds.MANAGED_KINDS[("batch/v1", "Job")]
 
 LOG_LINES_KEPT = 10_000  # per test, for the report's <system-out>
-LOG_DRAIN_SECONDS = 5.0  # after a test ends, its log streams get this long to reach their end
+LOG_DRAIN_SECONDS = 5.0  # after a test ends, its log streams get at most this long to reach their end
+# ...and are closed sooner once quiet this long: a kubelet sends a finished container's last
+# lines at once, and some (kwok's) never close a follow stream by themselves.
+LOG_QUIET_SECONDS = 1.0
 CLEANUP_SECONDS = 5.0  # after a signal: CI runners kill soon after (GitHub Actions: ~7.5 s)
 TIMEOUT_MARGIN_SECONDS = 60.0  # the default overall limit: the tests' own timeouts plus this
 LOG_ATTEMPTS_PER_POD = 3  # a container without a log yet is asked again on its next change
@@ -239,6 +242,7 @@ class TestCase:
     reported: bool = False  # test_finished emitted
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES_KEPT))
     log_total: int = 0
+    last_line_at: float = 0.0  # monotonic time of the newest log line
     log_attempts: dict[str, int] = field(default_factory=dict)  # pod -> streams started
     log_streams: dict[str, anyio.Event] = field(default_factory=dict)  # pod -> set when its stream ended
 
@@ -608,6 +612,7 @@ class _Run:
                     text = self.events.redact(line.text)
                     case.log.append(text)
                     case.log_total += 1
+                    case.last_line_at = time.monotonic()
                     if self.options.log_events:
                         self.events.emit(TestLog(case.name, pod, _log_time(line.nanos), text))
         except LogsUnavailable:
@@ -626,9 +631,12 @@ class _Run:
                     await anyio.sleep(0.05)
 
     async def report_when_drained(self, case: TestCase) -> None:
+        ended = time.monotonic()
         with anyio.move_on_after(LOG_DRAIN_SECONDS):
-            for done in list(case.log_streams.values()):
-                await done.wait()
+            while not all(done.is_set() for done in case.log_streams.values()):
+                if time.monotonic() - max(ended, case.last_line_at) >= LOG_QUIET_SECONDS:
+                    break
+                await anyio.sleep(0.05)
         self.report_finished(case)
 
     def report_finished(self, case: TestCase) -> None:
