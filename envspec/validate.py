@@ -267,7 +267,7 @@ class _Semantics:
         service_layers = self.service_layers()
         defaults = self.default_resources()
         resources = self.component_resources(defaults)
-        quota = self.quota(resources)
+        quota = self.quota(resources, defaults)
         if self.out.problems or defaults is None or quota is None:
             return None
         return ValidSpec(
@@ -594,7 +594,9 @@ class _Semantics:
                 ok = False
         return ok
 
-    def quota(self, resources: dict[str, ContainerResources]) -> tuple[str, str, int] | None:
+    def quota(
+        self, resources: dict[str, ContainerResources], defaults: ContainerResources | None
+    ) -> tuple[str, str, int] | None:
         spec = self.spec
         if len(resources) != len(spec.databases) + len(spec.services) + len(spec.tests):
             return None  # a component's resources were invalid; already reported
@@ -616,7 +618,10 @@ class _Semantics:
         formatters = (("cpu", written_cpu, format_cpu), ("memory", written_memory, format_memory))
         for key, written, formatter in formatters:
             if written == "auto":
-                result.append(formatter(need[key]) if need[key] else "0")
+                # Without tests, `auto` still leaves room for one default-sized test, so that
+                # `envspec test --image ...` can run one in the environment.
+                ad_hoc = parse_quantity(defaults.limits[key]) if defaults is not None and not spec.tests else 0
+                result.append(formatter(need[key] + ad_hoc) if need[key] + ad_hoc else "0")
                 continue
             if parse_quantity(written) < need[key]:
                 self.out.add(

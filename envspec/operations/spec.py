@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envspec.operations.environments import EnvironmentRef
-from envspec.pipeline import build_plan, check_id, identity, load_spec
+from envspec.pipeline import ValidSpec, build_plan, check_id, identity, load_spec
 from envspec.plan import Plan, SecretSlot
 
 PlanBuilder = Callable[[Mapping[SecretSlot, str] | None], Plan]
@@ -45,7 +45,11 @@ def test_plans(
     stdin_text: str | None = None,
 ) -> TestPlans:
     """Load and validate the spec (with `extra_tests` added) now; compile on demand."""
-    spec = load_spec(file, environ, stdin_text=stdin_text, extra_tests=extra_tests)
+    return test_plans_of(load_spec(file, environ, stdin_text=stdin_text, extra_tests=extra_tests), env_id)
+
+
+def test_plans_of(spec: ValidSpec, env_id: str | None = None) -> TestPlans:
+    """The plans of `envspec test` for a spec validated already (the worker's requests)."""
     checked_id = check_id(env_id)
 
     def environment(secrets: Mapping[SecretSlot, str] | None) -> Plan:
