@@ -11,6 +11,7 @@ Everything is driven through the installed `envspec` command.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -54,6 +55,11 @@ name: {name}
 ttl: 30m
 resources:
   quota: {{cpu: "100", memory: 4Gi}}
+databases:
+  db:
+    engine: postgresql
+    resources:
+      limits: {{cpu: 200m, memory: 256Mi}}
 services:
   api:
     image: registry.example.com/api:1
@@ -64,7 +70,7 @@ tests:
 """
 
 TESTS = {
-    "ok": "  ok:\n    image: registry.example.com/tests:1\n" + SMALL,
+    "ok": "  ok:\n    image: registry.example.com/tests:1\n    env:\n      DATABASE_URL: ${db.url}\n" + SMALL,
     "fails": "  fails:\n    image: registry.example.com/tests:1\n    retries: 1\n" + SMALL + FAILS.format(name="fails"),
     "slow": "  slow:\n    image: registry.example.com/tests:1\n    timeout: 5s\n" + SMALL + SLOW,
     "nopull": "  nopull:\n    image: registry.example.com/does-not-exist:1\n" + SMALL,
@@ -305,3 +311,36 @@ def test_keep_leaves_the_jobs_of_an_interrupted_run(environment: Environment, tm
     run_id = json.loads(seen[-1])["run_id"]
     assert [job["metadata"]["name"] for job in environment.jobs()] == [f"hangs-{run_id}"]
     assert f"kubectl delete jobs -l envspec.dev/test-run={run_id}" in err
+
+
+def test_down_runs_whatever_the_result(environment: Environment) -> None:
+    run = environment.envspec("test", "fails", "--down")
+    assert run.code == 5, run.err
+    assert f"deleted   namespace/{environment.namespace}" in run.out
+    found = kubectl(environment.cluster, "get", "namespace", environment.namespace, "--ignore-not-found", "-o", "name")
+    assert found == ""
+
+
+def test_a_generated_password_in_a_log_is_masked_everywhere(
+    environment: Environment, served_logs: ServedLogs, tmp_path: Path
+) -> None:
+    encoded = kubectl(
+        environment.cluster,
+        "get",
+        "secret",
+        "db-credentials",
+        "-n",
+        environment.namespace,
+        "-o",
+        "jsonpath={.data.password}",
+    )
+    password = base64.b64decode(encoded).decode()
+    assert len(password) >= 16
+    served_logs.for_namespace(environment.namespace, [f"connecting with {password}", "ok"])
+    report = tmp_path / "r.xml"
+    table = environment.envspec("test", "ok", "--junit", str(report))
+    assert table.code == 0, table.err
+    as_json = environment.envspec("test", "ok", "-o", "json", "--logs")
+    for output in (table.out, as_json.out, report.read_text()):
+        assert password not in output
+        assert "connecting with ******" in output
