@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envspec import refs
+from envspec.defaults import ContainerResources, ValidSpec
 from envspec.model import Database, Service, TestJob
 from envspec.plan import (
     ENVIRONMENT_LABEL,
@@ -28,7 +29,6 @@ from envspec.plan import (
 )
 from envspec.templates import Engine, engine, fill, render
 from envspec.units import parse_duration
-from envspec.validate import ContainerResources, ValidSpec
 
 SECRET_PLACEHOLDER = "<generated-at-apply>"
 NAMESPACE_MAX_LENGTH = 63

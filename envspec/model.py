@@ -3,7 +3,8 @@
 This module is the one place the spec language is defined. The JSON Schema
 (`envspec schema`, schemas/maestro-env.schema.json) is generated from it, and
 the validator maps pydantic's errors back to the YAML nodes. Checks that need
-more than one field (references, dependencies, quota) live in validate.py.
+more than one field (references, dependencies, quota) live in envspec/validation/meaning.py;
+defaults that depend on the process environment or on other fields in envspec/defaults.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from envspec.units import NEVER, parse_duration, parse_quantity
+from envspec.units import NEVER, OutOfRange, parse_duration, parse_quantity_in_range
 
 API_VERSION = "envspec/v1"
 ENGINES = ("postgresql", "mysql", "mongodb", "redis")
@@ -49,7 +50,9 @@ def _as_text(value: Any, what: str) -> str:
 def _quantity(value: Any) -> str:
     text = _as_text(value, "a quantity such as 500m, 2, 256Mi or 1Gi")
     try:
-        parse_quantity(text)
+        parse_quantity_in_range(text)
+    except OutOfRange as exc:
+        raise _fail(str(exc)) from None
     except ValueError:
         raise _fail(f"invalid quantity {text!r}: expected e.g. 500m, 2, 256Mi or 1Gi") from None
     return text
@@ -64,10 +67,12 @@ def _quota_quantity(value: Any) -> str:
 def _duration(value: Any) -> str:
     if value == NEVER:
         return NEVER
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value.isdigit():  # a bare number, as written: it lacks a unit
         raise _fail("must be a duration such as 30s, 45m, 2h, 1h30m or 7d")
     try:
         parse_duration(value)
+    except OutOfRange as exc:
+        raise _fail(str(exc)) from None
     except ValueError as exc:
         raise _fail(f"{exc}: expected e.g. 30s, 45m, 2h, 1h30m or 7d") from None
     return value
@@ -187,8 +192,18 @@ Ttl = Annotated[str, BeforeValidator(_ttl), WithJsonSchema({"type": "string", "e
 Port = Annotated[
     int, BeforeValidator(_integer(1, 65535)), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})
 ]
-NonNegativeInt = Annotated[int, BeforeValidator(_integer(0)), WithJsonSchema({"type": "integer", "minimum": 0})]
-PositiveInt = Annotated[int, BeforeValidator(_integer(1)), WithJsonSchema({"type": "integer", "minimum": 1})]
+# The API's integer fields envspec writes (replicas, ports, probe seconds, backoffLimit) are int32.
+INT32_MAX = 2**31 - 1
+NonNegativeInt = Annotated[
+    int,
+    BeforeValidator(_integer(0, INT32_MAX)),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": INT32_MAX}),
+]
+PositiveInt = Annotated[
+    int,
+    BeforeValidator(_integer(1, INT32_MAX)),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": INT32_MAX}),
+]
 Command = Annotated[list[str], BeforeValidator(_command), WithJsonSchema(_STRING_OR_LIST)]
 EnvMap = Annotated[
     dict[str, str],

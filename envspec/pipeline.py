@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from envspec.compiler import Identity, compile_plan, identity, secret_slots
+from envspec.defaults import ValidSpec
 from envspec.errors import EnvspecError
 from envspec.loader import load_text, read_source
 from envspec.plan import Plan, SecretSlot
-from envspec.validate import ValidSpec, validate
+from envspec.validation import validate
 
 __all__ = ["Identity", "ValidSpec", "build_plan", "check_id", "compile_plan", "identity", "load_spec", "plan_slots"]
 

@@ -10,25 +10,31 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from envspec.events import (
-    Envelope,
-    GcDeleted,
-    GcStuck,
-    GcSweepFinished,
-    LeaseRenewed,
-    Summary,
-    TestFinished,
-    TestJobsDeleted,
-    TestStarted,
-    TestSummary,
-    WatchCycle,
-    WatchStopped,
-)
 from envspec.meta import format_instant, format_span, parse_instant
-from envspec.operations.diff import DiffResult
-from envspec.operations.status import EnvironmentListing, EnvironmentStatus
+
+# Types only: rendering `validate` or `cluster status` imports neither the cluster client nor
+# the event classes.
+if TYPE_CHECKING:
+    from envspec.cluster import ClusterStatus
+    from envspec.defaults import ValidSpec
+    from envspec.events import (
+        Envelope,
+        GcDeleted,
+        GcStuck,
+        GcSweepFinished,
+        LeaseRenewed,
+        Summary,
+        TestFinished,
+        TestJobsDeleted,
+        TestStarted,
+        TestSummary,
+        WatchCycle,
+        WatchStopped,
+    )
+    from envspec.operations.diff import DiffResult
+    from envspec.operations.status import EnvironmentListing, EnvironmentStatus
 
 
 def format_seconds(seconds: float) -> str:
@@ -345,3 +351,31 @@ def test_summary_text(rows: Sequence[TestFinished], summary: TestSummary) -> str
     if summary.junit:
         line += f"; JUnit report: {summary.junit}"
     return "\n".join([columns(table), line]) if rows else line
+
+
+def validation_text(valid: ValidSpec) -> str:
+    """`FILE: OK: environment 'name' (1 database, 2 services, 0 tests; ttl 1h)`."""
+    spec = valid.spec
+    counts = ", ".join(
+        f"{len(items)} {label}{'' if len(items) == 1 else 's'}"
+        for label, items in (("database", spec.databases), ("service", spec.services), ("test", spec.tests))
+    )
+    return f"{valid.source}: OK: environment '{spec.name}' ({counts}; ttl {valid.ttl})"
+
+
+def cluster_status_text(state: ClusterStatus) -> str:
+    """The local cluster's state, one fact a line, its control-plane components indented."""
+    lines = [f"cluster:    {state.name} ({state.provider})", f"state:      {state.detail}"]
+    if state.server:
+        lines.append(f"server:     {state.server}")
+    if state.kubeconfig:
+        lines.append(f"kubeconfig: {state.kubeconfig}")
+    if state.nodes_total is not None:
+        lines.append(f"nodes:      {state.nodes_ready}/{state.nodes_total} Ready")
+    for component in state.components:
+        memory = f"{component.rss / 2**20:.0f} MiB" if component.rss is not None else "-"
+        pid = str(component.pid) if component.pid is not None else "not running"
+        lines.append(f"  {component.name:<24} pid {pid:<12} rss {memory}")
+    if state.rss_total is not None:
+        lines.append(f"memory:     {state.rss_total / 2**20:.0f} MiB RSS (control plane total)")
+    return "\n".join(lines)

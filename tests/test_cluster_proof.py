@@ -5,7 +5,22 @@ the controllers (Deployment, StatefulSet, Job, EndpointSlice, namespace finalisa
 kwok's simulated pod lifecycle, and the cluster command's fault handling.
 
 The SSA helper here is deliberately minimal and test-only; the product's applier lives
-in envspec/kube/.
+in envspec/kube/ and envspec/runner.py. The tests that apply through that helper are
+named `test_cluster_proof_...`: they prove the cluster, not envspec, and would pass with
+envspec deleted. envspec's own apply path (`envspec up`) is tested for the same
+behaviour in tests/test_apply_cluster.py:
+
+    applied objects owned by envspec, reapply a no-op   test_objects_up_applies_are_owned_by_envspecs_field_manager,
+                                                        test_unchanged_re_up_writes_only_the_lease
+    Deployment available, StatefulSet ready             test_fullstack_up_is_ready_and_status_says_so,
+                                                        test_pods_of_up_are_scheduled_ready_with_the_resolved_resources
+    Job complete                                        test_a_job_is_waited_for_until_complete
+    Service endpoints follow ready pods                 test_services_up_creates_select_the_ready_pods_of_their_workload
+    LimitRange defaults injected by admission           test_pods_of_up_are_scheduled_ready_with_the_resolved_resources
+    pod over quota rejected with the server's message   test_quota_too_small_at_admission_fails_early_naming_the_quota
+    Pod Security admission enforced                     test_the_namespace_up_creates_enforces_its_pod_security_level
+    a deleted pod is replaced                           (the controllers' work; envspec manages no pods)
+    namespace deletion completes                        test_down_deletes_the_namespace_and_waits_until_it_is_gone
 """
 
 from __future__ import annotations
@@ -301,7 +316,7 @@ def envspec_entry(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for f in obj["metadata"]["managedFields"] if f["manager"] == "envspec" and f["operation"] == "Apply"]
 
 
-def test_applied_objects_are_owned_by_envspec_and_reapply_is_a_no_op(proof_env: ProofEnv) -> None:
+def test_cluster_proof_applied_objects_are_owned_by_envspec_and_reapply_is_a_no_op(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         before = await get(api, "apps/v1", "deployments", "web", proof_env.namespace)
@@ -318,7 +333,7 @@ def test_applied_objects_are_owned_by_envspec_and_reapply_is_a_no_op(proof_env: 
     run(check())
 
 
-def test_deployment_becomes_available(proof_env: ProofEnv) -> None:
+def test_cluster_proof_deployment_becomes_available(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         await wait_for(
@@ -334,7 +349,7 @@ def test_deployment_becomes_available(proof_env: ProofEnv) -> None:
     run(check())
 
 
-def test_statefulset_becomes_ready(proof_env: ProofEnv) -> None:
+def test_cluster_proof_statefulset_becomes_ready(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         await wait_for(
@@ -347,7 +362,7 @@ def test_statefulset_becomes_ready(proof_env: ProofEnv) -> None:
     run(check())
 
 
-def test_job_completes_and_its_pod_succeeds(proof_env: ProofEnv) -> None:
+def test_cluster_proof_job_completes_and_its_pod_succeeds(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         await wait_for(
@@ -361,7 +376,7 @@ def test_job_completes_and_its_pod_succeeds(proof_env: ProofEnv) -> None:
     run(check())
 
 
-def test_service_endpoints_follow_ready_pods(proof_env: ProofEnv) -> None:
+def test_cluster_proof_service_endpoints_follow_ready_pods(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         service = await get(api, "v1", "services", "web", proof_env.namespace)
@@ -379,7 +394,7 @@ def test_service_endpoints_follow_ready_pods(proof_env: ProofEnv) -> None:
     run(check())
 
 
-def test_limitrange_defaults_are_injected_by_admission(proof_env: ProofEnv) -> None:
+def test_cluster_proof_limitrange_defaults_are_injected_by_admission(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         await wait_for(
@@ -393,7 +408,7 @@ def test_limitrange_defaults_are_injected_by_admission(proof_env: ProofEnv) -> N
     run(check())
 
 
-def test_pod_over_quota_is_rejected_with_the_api_servers_message(proof_env: ProofEnv) -> None:
+def test_cluster_proof_pod_over_quota_is_rejected_with_the_api_servers_message(proof_env: ProofEnv) -> None:
     big = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -412,7 +427,7 @@ def test_pod_over_quota_is_rejected_with_the_api_servers_message(proof_env: Proo
     assert "requested: limits.cpu=2,requests.cpu=2" in message
 
 
-def test_pod_security_admission_is_enforced(kube_cluster: ClusterInfo, kube_namespace: str) -> None:
+def test_cluster_proof_pod_security_admission_is_enforced(kube_cluster: ClusterInfo, kube_namespace: str) -> None:
     privileged = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -432,7 +447,7 @@ def test_pod_security_admission_is_enforced(kube_cluster: ClusterInfo, kube_name
     assert 'violates PodSecurity "baseline:latest": privileged' in str(caught.value)
 
 
-def test_deleted_pod_disappears_and_is_replaced(proof_env: ProofEnv) -> None:
+def test_cluster_proof_deleted_pod_disappears_and_is_replaced(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         ns = proof_env.namespace
@@ -446,7 +461,7 @@ def test_deleted_pod_disappears_and_is_replaced(proof_env: ProofEnv) -> None:
     run(check())
 
 
-def test_namespace_deletion_completes(kube_cluster: ClusterInfo) -> None:
+def test_cluster_proof_namespace_deletion_completes(kube_cluster: ClusterInfo) -> None:
     namespace = f"doomed-{secrets.token_hex(3)}"
 
     async def check() -> None:

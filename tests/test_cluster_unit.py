@@ -339,10 +339,13 @@ def test_kwokctl_documents_carry_the_pod_stages_and_the_log_crds() -> None:
     documents = kwok.kwokctl_documents("/usr/bin/kubectl")
     assert documents[0]["kind"] == "KwokctlConfiguration"
     assert documents[0]["options"]["enableCRDs"] == ["Logs", "ClusterLogs"]
-    stages = {d["metadata"]["name"]: d for d in documents[1:]}
-    assert all(d["kind"] == "Stage" and d["spec"]["resourceRef"]["kind"] == "Pod" for d in stages.values())
-    # Our equivalents of kwok's fast defaults (which any Stage in the configuration replaces)
-    # come first, then the annotation-driven ones.
+    assert all(d["kind"] == "Stage" for d in documents[1:])
+    # Any Stage in the configuration replaces all of kwokctl's defaults: ours include
+    # equivalents of its node stages and of its fast pod stages (first), then the
+    # annotation-driven ones.
+    nodes = [d["metadata"]["name"] for d in documents[1:] if d["spec"]["resourceRef"]["kind"] == "Node"]
+    assert nodes == ["node-initialize", "node-heartbeat-with-lease"]
+    stages = {d["metadata"]["name"]: d for d in documents[1:] if d["spec"]["resourceRef"]["kind"] == "Pod"}
     assert list(stages) == [
         "pod-ready",
         "pod-complete",

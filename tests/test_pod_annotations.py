@@ -12,7 +12,7 @@ from envspec.errors import SpecError
 from envspec.loader import load_text
 from envspec.model import json_schema
 from envspec.plan import Plan
-from envspec.validate import validate
+from envspec.validation import validate
 
 SPEC = """\
 apiVersion: envspec/v1

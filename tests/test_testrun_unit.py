@@ -43,7 +43,7 @@ from envspec.reconcile import reconcile
 from envspec.sinks import JsonLinesSink, Recorder, TerminalSink
 from envspec.testrun.naming import job_for_run
 from envspec.testrun.outcome import Result
-from envspec.validate import validate
+from envspec.validation import validate
 
 SPEC = """\
 apiVersion: envspec/v1

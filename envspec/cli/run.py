@@ -50,3 +50,29 @@ def run(
         )
 
     return anyio.run(main)
+
+
+def run_until_stopped(
+    operation: str,
+    body: Callable[[Emitter, anyio.Event], Awaitable[ResultT]],
+    *,
+    output: str = "table",
+    sink: Sink | None = None,
+    detail: str = "",
+) -> ResultT:
+    """`run` for the long-running commands (`gc --loop`, `watch`), until SIGINT or SIGTERM.
+
+    The first signal sets the event `body` gets, which it checks at its next safe point
+    (between two sweeps, between two cycles); a second one stops it at once and becomes
+    KeyboardInterrupt (exit 130).
+    """
+    from envspec.lifecycle.signals import graceful_stop
+
+    async def until_stopped(events: Emitter) -> ResultT:
+        async with graceful_stop() as stop:
+            result = await body(events, stop.requested)
+        if stop.forced:
+            raise KeyboardInterrupt
+        return result
+
+    return run(operation, until_stopped, output=output, sink=sink, detail=detail)

@@ -7,7 +7,7 @@ import os
 import click
 
 from envspec.cli.options import Duration, cluster_options, env_id, output_format, spec_file, target
-from envspec.cli.run import run
+from envspec.cli.run import run_until_stopped
 
 
 @click.command("watch")
@@ -55,22 +55,17 @@ def command(
       envspec watch
       envspec watch -f examples/quickstart/maestro-env.yaml --id dev --down-on-exit
     """
-    from envspec.events import Emitter
     from envspec.lifecycle.expiry import system_clock
-    from envspec.lifecycle.signals import graceful_stop
-    from envspec.operations.watch import WatchOptions, WatchRequest, WatchResult, watch
+    from envspec.operations.watch import WatchOptions, WatchRequest, watch
 
     options = WatchOptions(
         down_on_exit=down_on_exit, cycle_timeout_seconds=float(timeout), cycle_details=output == "json"
     )
     request = WatchRequest(file, env_id, target(kubeconfig, context), os.environ, options)
-
-    async def watch_until_stopped(events: Emitter) -> WatchResult:
-        # Until SIGINT/SIGTERM; a second signal stops at once (130).
-        async with graceful_stop() as stop:
-            result = await watch(request, events=events, clock=system_clock, stop=stop.requested)
-        if stop.forced:
-            raise KeyboardInterrupt
-        return result
-
-    run("watch", watch_until_stopped, output=output, detail=file)
+    # Until SIGINT/SIGTERM; a second signal stops at once (130).
+    run_until_stopped(
+        "watch",
+        lambda events, stop: watch(request, events=events, clock=system_clock, stop=stop),
+        output=output,
+        detail=file,
+    )

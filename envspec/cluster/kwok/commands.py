@@ -49,8 +49,9 @@ def kwokctl_config(kubectl: str) -> dict[str, Any]:
     }
 
 
-def pod_stages() -> list[dict[str, Any]]:
-    """kwok's Stage objects from templates/kwok/: the fast defaults plus the annotation-driven ones."""
+def stages() -> list[dict[str, Any]]:
+    """kwok's Stage objects from templates/kwok/: nodes and pods as kwokctl's fast defaults,
+    plus the pod stages driven by annotations."""
     from ruamel.yaml import YAML  # only needed here; keeps `envspec --help` fast
 
     documents: list[dict[str, Any]] = []
@@ -61,7 +62,7 @@ def pod_stages() -> list[dict[str, Any]]:
 
 def kwokctl_documents(kubectl: str) -> list[dict[str, Any]]:
     """Everything passed with -c: the KwokctlConfiguration, then the Stage objects."""
-    return [kwokctl_config(kubectl), *pod_stages()]
+    return [kwokctl_config(kubectl), *stages()]
 
 
 def render_documents(documents: list[dict[str, Any]]) -> str:
