@@ -344,3 +344,23 @@ def test_a_generated_password_in_a_log_is_masked_everywhere(
     for output in (table.out, as_json.out, report.read_text()):
         assert password not in output
         assert "connecting with ******" in output
+
+
+def test_logs_follow_prints_appended_lines_until_interrupted(environment: Environment, served_logs: ServedLogs) -> None:
+    path = served_logs.for_namespace(environment.namespace, ["starting", "listening on :8000"])
+    process = subprocess.Popen(
+        environment.command("logs", "api", "--follow"),
+        env=envspec_env(environment.cluster),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    _wait_for_line(process.stdout, "listening on :8000", seen)
+    served_logs.append(path, ["GET /healthz 200"])
+    _wait_for_line(process.stdout, "GET /healthz 200", seen)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert [line.rstrip("\n") for line in seen] == ["starting", "listening on :8000", "GET /healthz 200"]
