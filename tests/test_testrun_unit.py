@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
+import anyio
 import pytest
 
 from envspec.errors import EnvspecError, ExitCode
@@ -269,3 +270,37 @@ def test_the_json_form_of_test_events_and_secrets_masked_in_log_lines() -> None:
         "retries": 0,
         "exit_code": None,
     }
+
+
+def test_the_first_signal_cancels_what_runs_and_is_named() -> None:
+    from envspec.lifecycle.signals import GracefulStop
+    from envspec.operations.test import _interruptible
+
+    async def main() -> tuple[str | None, list[str], str | None]:
+        stop = GracefulStop()
+        reached: list[str] = []
+
+        async def body() -> None:
+            reached.append("started")
+            stop.signal_name = "SIGTERM"
+            stop.requested.set()  # as the signal listener does
+            await anyio.sleep_forever()
+
+        interrupted = await _interruptible(stop, body)
+        again = await _interruptible(stop, body)  # a signal already received: nothing more starts
+        return interrupted, reached, again
+
+    interrupted, reached, again = anyio.run(main)
+    assert (interrupted, reached, again) == ("SIGTERM", ["started"], "SIGTERM")
+
+
+def test_without_signal_handling_the_body_just_runs() -> None:
+    from envspec.operations.test import _interruptible
+
+    ran: list[bool] = []
+
+    async def body() -> None:
+        ran.append(True)
+
+    assert anyio.run(_interruptible, None, body) is None
+    assert ran == [True]

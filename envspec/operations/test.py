@@ -29,7 +29,7 @@ import json
 import socket
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -58,7 +58,7 @@ from envspec.kube.logs import LogsUnavailable, stream_log
 from envspec.kube.readiness import assess
 from envspec.kube.ssa import api_request, delete_object, delete_options, list_objects
 from envspec.kube.wait import ClusterView, Target, cluster_view, task_group
-from envspec.lifecycle.signals import graceful_stop
+from envspec.lifecycle.signals import GracefulStop, graceful_stop
 from envspec.meta import TEST_LABEL, TEST_RUN_LABEL, key_of, labels_of, metadata_of, name_of
 from envspec.operations.down import down
 from envspec.operations.environments import EnvironmentRef
@@ -378,6 +378,37 @@ def _log_time(nanos: int | None) -> str | None:
 
 async def run_tests(target: ClusterTarget, plans: TestPlans, *, events: Emitter, options: TestOptions) -> TestRunResult:
     """`envspec test`; raises TestsFailed (exit 5/6) when a test did not pass, NotReadyError (4), ClusterError (3)."""
+    if options.handle_signals:
+        # From the start: a CI runner may cancel while `--up` still runs.
+        async with graceful_stop() as stop:
+            return await _run_tests(target, plans, events=events, options=options, stop=stop)
+    return await _run_tests(target, plans, events=events, options=options, stop=None)
+
+
+async def _interruptible(stop: GracefulStop | None, body: Callable[[], Awaitable[Any]]) -> str | None:
+    """Run `body`, cancelled by the first SIGINT/SIGTERM; the signal's name if it came, else None."""
+    if stop is None:
+        await body()
+        return None
+    if stop.requested.is_set():
+        return stop.signal_name or "signal"
+    scope = anyio.CancelScope()
+    async with task_group() as group:
+
+        async def on_signal() -> None:
+            await stop.requested.wait()
+            scope.cancel()
+
+        group.start_soon(on_signal)
+        with scope:
+            await body()
+        group.cancel_scope.cancel()
+    return (stop.signal_name or "signal") if scope.cancelled_caught else None
+
+
+async def _run_tests(
+    target: ClusterTarget, plans: TestPlans, *, events: Emitter, options: TestOptions, stop: GracefulStop | None
+) -> TestRunResult:
     draft = plans.with_tests(None)
     cases = select_tests(draft, options.names, plans.tests)
     if options.junit is not None and not options.junit.parent.is_dir():
@@ -386,11 +417,23 @@ async def run_tests(target: ClusterTarget, plans: TestPlans, *, events: Emitter,
     if options.up:
         # Nothing is created for a test that can never fit in the quota `up` would apply.
         check_fit(cases, room_left(_quota_of(draft), environment_need(draft)), where="the spec's quota")
+    run = _Run(target, plans, cases, events, options, stop)
+    run.environment, run.namespace = draft.environment, draft.namespace
     failure: BaseException | None = None
     try:
         if options.up:
-            await up(target, plans.environment, events=events, options=options.apply)
-        return await _Run(target, plans, cases, events, options).run()
+
+            async def bring_up() -> None:
+                await up(target, plans.environment, events=events, options=options.apply)
+
+            interrupted = await _interruptible(stop, bring_up)
+            if interrupted:
+                run.write_report()  # every test `skipped`: not run
+                raise EnvspecError(
+                    f"interrupted by {interrupted} while bringing the environment up; no test ran",
+                    exit_code=ExitCode.INTERRUPTED,
+                )
+        return await run.run()
     except BaseException as exc:
         failure = exc
         raise
@@ -423,8 +466,15 @@ async def _down_afterwards(
 
 class _Run:
     def __init__(
-        self, target: ClusterTarget, plans: TestPlans, cases: list[TestCase], events: Emitter, options: TestOptions
+        self,
+        target: ClusterTarget,
+        plans: TestPlans,
+        cases: list[TestCase],
+        events: Emitter,
+        options: TestOptions,
+        stop: GracefulStop | None = None,
     ) -> None:
+        self.stop = stop
         self.target = target
         self.plans = plans
         self.cases = cases
@@ -472,21 +522,7 @@ class _Run:
                 case.compiled = dict(planned.manifest)  # with the real secrets' plan (env values are refs anyway)
             await self.pick_run_id(deadline)
             self.events.emit(TestRunStarted(self.run_id, tuple(c.name for c in self.cases)))
-            if self.options.handle_signals:
-                async with graceful_stop() as stop, task_group() as group:
-                    scope = anyio.CancelScope()
-
-                    async def on_signal() -> None:
-                        await stop.requested.wait()
-                        self.interrupted = stop.signal_name or "signal"
-                        scope.cancel()
-
-                    group.start_soon(on_signal)
-                    with scope:
-                        await self.run_cases()
-                    group.cancel_scope.cancel()
-            else:
-                await self.run_cases()
+            self.interrupted = await _interruptible(self.stop, self.run_cases)
             return await self.finish()
 
     async def pick_run_id(self, deadline: Deadline) -> None:
