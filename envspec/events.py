@@ -346,7 +346,8 @@ class TestFinished:
 
 @dataclass(frozen=True)
 class TestJobsDeleted:
-    """Test Jobs deleted: `cleanup` (--cleanup), `interrupted` (a signal), `pruned` (older runs), `not started`."""
+    """Test Jobs deleted: `cleanup` (--cleanup), `interrupted` (a signal), `pruned` (older runs),
+    `not started` (could not start), `timed out` (still running when --timeout passed)."""
 
     __test__ = False  # not a pytest test class, whatever its name
 

@@ -326,6 +326,7 @@ def test_jobs_deleted_text(event: TestJobsDeleted) -> str:
         "interrupted": "interrupted",
         "pruned": "older runs",
         "not started": "could not start",
+        "timed out": "envspec --timeout passed",
     }
     return f"deleted   {count} test Job{'s' if count != 1 else ''}{run} ({why.get(event.reason, event.reason)}): " + (
         ", ".join(event.jobs)

@@ -211,6 +211,9 @@ def test_envspec_timeout_cuts_tests_still_running(environment: Environment, tmp_
     assert run.code == 6, run.err
     hangs = run.finished()["hangs"]
     assert (hangs["result"], hangs["reason"]) == ("timed_out", "envspec --timeout 3s passed")
+    [deleted] = run.of("test_jobs_deleted")  # given up on: it would hold the quota for 10m
+    assert (deleted["reason"], deleted["jobs"]) == ("timed out", [hangs["job"]])
+    assert environment.jobs() == []
     _, cases = junit_cases(report)
     [failure] = cases["hangs"].result
     assert isinstance(failure, Failure) and failure.message == "envspec --timeout 3s passed"
@@ -364,3 +367,32 @@ def test_logs_follow_prints_appended_lines_until_interrupted(environment: Enviro
     process.communicate(timeout=60)
     assert process.returncode == 130
     assert [line.rstrip("\n") for line in seen] == ["starting", "listening on :8000", "GET /healthz 200"]
+
+
+def test_a_job_left_by_a_run_that_died_is_not_taken_for_the_current_run(environment: Environment) -> None:
+    process = subprocess.Popen(
+        environment.command("test", "hangs", "-o", "json"),
+        env=envspec_env(environment.cluster),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    assert process.stdout is not None
+    _wait_for_line(process.stdout, '"test_started"', seen)
+    process.kill()  # the run dies without cleaning up
+    process.communicate(timeout=60)
+    dead_run = json.loads(seen[-1])["run_id"]
+
+    run = environment.envspec("test", "hangs", "ok", "--timeout", "4s", "-o", "json")
+    assert run.code == 6, run.err
+    run_id = run.of("test_run_started")[0]["run_id"]
+    assert run_id != dead_run
+    assert {e["job"] for e in run.of("test_started")} == {f"hangs-{run_id}", f"ok-{run_id}"}
+    finished = run.finished()
+    assert finished["hangs"]["job"] == f"hangs-{run_id}" and finished["hangs"]["attempts"] == 1
+    assert finished["ok"]["result"] == "passed"
+    # The dead run's Job still runs: not pruned, not deleted, not reported.
+    assert not any(dead_run in " ".join(e["jobs"]) for e in run.of("test_jobs_deleted"))
+    names = {job["metadata"]["name"] for job in environment.jobs()}
+    assert f"hangs-{dead_run}" in names

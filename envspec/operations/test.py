@@ -490,6 +490,7 @@ class _Run:
         self.interrupted: str | None = None  # the signal's name
         self.api: Any = None
         self.limit: float | None = None  # the tests' overall limit, in seconds
+        self.cut_short: list[TestCase] = []  # still running when the overall limit passed
 
     # ---------------------------------------------------------------- the run
 
@@ -705,6 +706,7 @@ class _Run:
                 case.outcome = None
                 continue
             case.finished_at = time.monotonic()
+            self.cut_short.append(case)
             attempts = case.outcome.attempts if case.outcome else 0
             case.outcome = Outcome(Result.TIMED_OUT, reason, "EnvspecTimeout", None, attempts, case.retries, None, None)
 
@@ -733,6 +735,13 @@ class _Run:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_SECONDS):
                     await self.delete_run(reason="interrupted", deadline=deadline)
         else:
+            if self.cut_short and not self.options.keep and not self.options.cleanup:
+                # Given up on: left running, they would hold the quota until their own timeout.
+                stale = [
+                    {"metadata": {"name": c.job, "uid": c.uid, "labels": {TEST_RUN_LABEL: self.run_id}}}
+                    for c in self.cut_short
+                ]
+                await self.delete_jobs(stale, reason="timed out", deadline=deadline)
             await self.prune_old_runs(deadline)
             if self.options.cleanup:
                 await self.delete_run(reason="cleanup", deadline=deadline)
