@@ -49,7 +49,7 @@ def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--junit", metavar="FILE", type=click.Path(dir_okay=False), default=None, help="Write a JUnit XML report."
 )
-@click.option("--keep", is_flag=True, help="Keep this run's Jobs even when interrupted.")
+@click.option("--keep", is_flag=True, help="Keep this run's Jobs even when interrupted or cut short by --timeout.")
 @click.option("--cleanup", is_flag=True, help="Delete this run's Jobs at the end (default: keep the last 3 runs).")
 @click.option("--logs", is_flag=True, help="With -o json: include every log line as a test_log event.")
 @click.option("--image", metavar="IMG", default=None, help="Run one ad-hoc test with this image (spec defaults apply).")
