@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from junitparser import JUnitXml, TestSuite
+from junitparser import Error, JUnitXml, TestSuite
 
 from envspec.cluster import ClusterInfo
 from tests.cluster_fixtures import envspec_env, kubectl
@@ -112,9 +112,18 @@ def read_junit(path: Path) -> TestSuite:
     return only
 
 
-def test_an_environment_that_is_not_up_is_exit_4_and_nothing_is_created(environment: Environment) -> None:
-    run = environment.envspec("test")
+def test_an_environment_that_is_not_up_is_exit_4_and_nothing_is_created(
+    environment: Environment, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.xml"
+    run = environment.envspec("test", "--junit", str(report))
     assert run.code == 4, run.err
+    suite = read_junit(report)  # CI reads it whatever happened: every test an error, with why
+    assert (suite.tests, suite.errors) == (2, 2)
+    for case in suite:
+        [error] = case.result
+        assert isinstance(error, Error) and error.type == "EnvironmentNotReady"
+        assert error.message.startswith(f"environment {environment.name} is not on the cluster")
     assert f"environment {environment.name} is not on the cluster (no namespace {environment.namespace})" in run.err
     assert "--up" in run.err
     assert "Traceback" not in run.err

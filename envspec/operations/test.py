@@ -436,6 +436,13 @@ async def _run_tests(
         return await run.run()
     except BaseException as exc:
         failure = exc
+        if isinstance(exc, NotReadyError | ClusterError) and run.junit_written is None:
+            # CI reads the report whatever happened: say why no test ran.
+            cause = "EnvironmentNotReady" if isinstance(exc, NotReadyError) else "ClusterError"
+            for case in run.cases:
+                case.outcome = Outcome(Result.ERROR, exc.message, cause, None, 0, case.retries, None, None)
+            with contextlib.suppress(EnvspecError):
+                run.write_report()
         raise
     finally:
         if options.down:
