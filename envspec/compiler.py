@@ -244,6 +244,7 @@ class _Compiler:
             name=name,
             selector=self.selector(name),
             podLabels=self.pod_labels(name, "database"),
+            podAnnotations=dict(database.annotations) or None,
             pod=pod,
             volumeClaimTemplates=claims,
         )
@@ -287,6 +288,7 @@ class _Compiler:
             replicas=service.replicas,
             selector=self.selector(name),
             podLabels=self.pod_labels(name, "service"),
+            podAnnotations=dict(service.annotations) or None,
             pod=self.pod(container, restart_policy=None, volumes=None),
         )
         return manifest
@@ -306,6 +308,7 @@ class _Compiler:
             backoffLimit=test.retries,
             activeDeadlineSeconds=parse_duration(test.timeout),
             podLabels=self.pod_labels(name, "test"),
+            podAnnotations=dict(test.annotations) or None,
             pod=self.pod(container, restart_policy="Never", volumes=None),
         )
         return manifest

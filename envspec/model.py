@@ -146,6 +146,14 @@ def _labels(value: Any) -> dict[str, str]:
     return {str(key): _as_text(item, "a string") if item is not None else "" for key, item in value.items()}
 
 
+def _annotations(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail("must be a mapping of annotation keys to values")
+    return {str(key): _as_text(item, "a string") if item is not None else "" for key, item in value.items()}
+
+
 def _health(value: Any) -> Any:
     if isinstance(value, str):
         return {"path": value}
@@ -206,6 +214,21 @@ LabelMap = Annotated[
     dict[str, str],
     BeforeValidator(_labels),
     WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}),
+]
+AnnotationMap = Annotated[
+    dict[str, str],
+    BeforeValidator(_annotations),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {
+                "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+                "not": {"pattern": "^envspec\\.dev/"},
+            },
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        }
+    ),
 ]
 Version = Annotated[str, BeforeValidator(_version), WithJsonSchema({"type": ["string", "number"]})]
 HttpPath = Annotated[str, BeforeValidator(_http_path), WithJsonSchema({"type": "string", "pattern": "^/"})]
@@ -278,6 +301,9 @@ class Database(SpecModel):
     """Size of a persistent volume claim for the data. Default: none (ephemeral emptyDir)."""
     resources: Resources | None = None
     """Requests and limits of the database container."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents, tooling). Keys are Kubernetes
+    annotation keys; `envspec.dev/` is reserved."""
 
 
 class HealthCheck(SpecModel):
@@ -318,6 +344,9 @@ class Service(SpecModel):
     """Requests and limits of the container."""
     depends_on: list[str] | None = None
     """Databases and services that must be ready before this service starts. Default: every database."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents, tooling). Keys are Kubernetes
+    annotation keys; `envspec.dev/` is reserved."""
 
 
 class TestJob(SpecModel):
@@ -337,6 +366,9 @@ class TestJob(SpecModel):
     """How many times a failed test is retried (the Job's backoffLimit)."""
     resources: Resources | None = None
     """Requests and limits of the test container."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents; on the local cluster kwok's stage
+    annotations simulate outcomes). Keys are Kubernetes annotation keys; `envspec.dev/` is reserved."""
 
 
 class RedisReporting(SpecModel):
