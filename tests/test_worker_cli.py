@@ -108,7 +108,10 @@ def test_malformed_requests_get_an_error_result_and_a_dead_letter_and_the_worker
             },
             "spec.services.api.replicas",
         ),
-        "test-op": ({"job_id": "test-op", "execution_id": "x3", "operation": "test"}, "'test' is not served here"),
+        "test-op": (
+            {"job_id": "test-op", "execution_id": "x3", "operation": "test"},
+            "operation 'test' needs `config` or `spec` here",
+        ),
     }
     with worker(server.url, env, "--claim-idle", "5s"):
         ids = {job: add(server.url, fields) for job, (fields, _reason) in malformed.items()}
