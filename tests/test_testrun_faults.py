@@ -396,3 +396,23 @@ def test_a_job_left_by_a_run_that_died_is_not_taken_for_the_current_run(environm
     assert not any(dead_run in " ".join(e["jobs"]) for e in run.of("test_jobs_deleted"))
     names = {job["metadata"]["name"] for job in environment.jobs()}
     assert f"hangs-{dead_run}" in names
+
+
+def test_a_test_refused_by_the_quota_for_now_waits_and_says_why(environment: Environment) -> None:
+    # Another pod (not envspec's) takes the quota's room: the test's pod is refused by the
+    # real admission until room comes, which the run reports instead of failing the test.
+    blocker = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "blocker", "namespace": environment.namespace},
+        "spec": {
+            "containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "3700Mi"}}}]
+        },
+    }
+    kubectl(environment.cluster, "apply", "-f", "-", stdin=json.dumps(blocker))
+    run = environment.envspec("test", "ok", "--timeout", "5s", "-o", "json")
+    assert run.code == 6, run.err
+    reasons = [e["reason"] for e in run.of("test_progress")]
+    assert any(r.startswith("waiting for room in the quota: ") and "exceeded quota" in r for r in reasons), reasons
+    ok = run.finished()["ok"]
+    assert (ok["result"], ok["reason"]) == ("timed_out", "envspec --timeout 5s passed")
