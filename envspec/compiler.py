@@ -98,6 +98,11 @@ def compile_plan(
     return _Compiler(valid, identity(valid, env_id), secrets or {}, include_tests).compile()
 
 
+def substitute(valid: ValidSpec, text: str, *, env_id: str | None = None) -> str:
+    """`text` (a spec string that validation checked carries no secret reference) with its references filled in."""
+    return _Compiler(valid, identity(valid, env_id), {}, False).substitute(text)
+
+
 class _Compiler:
     def __init__(
         self, valid: ValidSpec, ident: Identity, secrets: Mapping[SecretSlot, str], include_tests: bool
@@ -260,6 +265,7 @@ class _Compiler:
             name=name,
             selector=self.selector(name),
             podLabels=self.pod_labels(name, "database"),
+            podAnnotations=dict(database.annotations) or None,
             pod=pod,
             volumeClaimTemplates=claims,
         )
@@ -303,6 +309,7 @@ class _Compiler:
             replicas=service.replicas,
             selector=self.selector(name),
             podLabels=self.pod_labels(name, "service"),
+            podAnnotations=dict(service.annotations) or None,
             pod=self.pod(container, restart_policy=None, volumes=None),
         )
         return manifest
@@ -322,6 +329,7 @@ class _Compiler:
             backoffLimit=test.retries,
             activeDeadlineSeconds=parse_duration(test.timeout),
             podLabels=self.pod_labels(name, "test"),
+            podAnnotations=dict(test.annotations) or None,
             pod=self.pod(container, restart_policy="Never", volumes=None),
         )
         return manifest

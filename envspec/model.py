@@ -223,6 +223,14 @@ def _labels(value: Any) -> dict[str, str]:
     return {str(key): _as_text(item, "a string") if item is not None else "" for key, item in value.items()}
 
 
+def _annotations(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail("must be a mapping of annotation keys to values")
+    return {str(key): _as_text(item, "a string") if item is not None else "" for key, item in value.items()}
+
+
 def _health(value: Any) -> Any:
     if isinstance(value, str):
         return {"path": value}
@@ -283,6 +291,21 @@ LabelMap = Annotated[
     dict[str, str],
     BeforeValidator(_labels),
     WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}),
+]
+AnnotationMap = Annotated[
+    dict[str, str],
+    BeforeValidator(_annotations),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {
+                "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+                "not": {"pattern": "^envspec\\.dev/"},
+            },
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        }
+    ),
 ]
 Version = Annotated[str, BeforeValidator(_version), WithJsonSchema({"type": ["string", "number"]})]
 HttpPath = Annotated[str, BeforeValidator(_http_path), WithJsonSchema({"type": "string", "pattern": "^/"})]
@@ -355,6 +378,9 @@ class Database(SpecModel):
     """Size of a persistent volume claim for the data. Default: none (ephemeral emptyDir)."""
     resources: Resources | None = None
     """Requests and limits of the database container."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents, tooling). Keys are Kubernetes
+    annotation keys; `envspec.dev/` is reserved."""
 
 
 class HealthCheck(SpecModel):
@@ -395,6 +421,9 @@ class Service(SpecModel):
     """Requests and limits of the container."""
     depends_on: list[str] | None = None
     """Databases and services that must be ready before this service starts. Default: every database."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents, tooling). Keys are Kubernetes
+    annotation keys; `envspec.dev/` is reserved."""
 
 
 class TestJob(SpecModel):
@@ -414,6 +443,9 @@ class TestJob(SpecModel):
     """How many times a failed test is retried (the Job's backoffLimit)."""
     resources: Resources | None = None
     """Requests and limits of the test container."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents; on the local cluster kwok's stage
+    annotations simulate outcomes). Keys are Kubernetes annotation keys; `envspec.dev/` is reserved."""
 
 
 class RedisReporting(SpecModel):
@@ -421,8 +453,10 @@ class RedisReporting(SpecModel):
 
     url: str
     """Redis URL; may use references, e.g. `${env.REDIS_URL:-redis://localhost:6379/0}`."""
-    stream_prefix: str = "maestro:streams:k8s"
+    stream_prefix: str = Field("maestro:streams:k8s", min_length=1)
     """Streams `<prefix>:status` and `<prefix>:results` are written."""
+    max_len: PositiveInt = 10_000
+    """Every XADD caps its stream at about this many entries (`MAXLEN ~`)."""
 
 
 class Reporting(SpecModel):

@@ -18,6 +18,7 @@ real kubelet serves from (`<RFC 3339 time> stdout F <line>`), so `timestamps`,
 file reach a following reader. In kwok v0.7 a follow stream never ends by itself, not
 even when the pod completes: kwok answers the log reader's "is the container still
 running?" with Unavailable, which the reader takes for "running"; the client must close.
+A pod given no file has no log at all: 400 BadRequest, `no logs found for container ...`.
 """
 
 from __future__ import annotations

@@ -356,8 +356,11 @@ def test_kwokctl_documents_carry_the_pod_stages_and_the_log_crds() -> None:
         "pod-image-pull-back-off",
         "pod-delete",
     ]
-    # No delay on the stages an ordinary pod goes through.
-    assert all("delay" not in stages[name]["spec"] for name in ("pod-ready", "pod-complete", "pod-delete"))
+    # No fixed delay on the stages an ordinary pod goes through (only one an annotation asks for).
+    for name in ("pod-ready", "pod-complete", "pod-delete"):
+        delay = stages[name]["spec"].get("delay", {})
+        assert "durationMilliseconds" not in delay
+        assert all("annotations" in source["jq"]["expression"] for source in delay.values())
     text = kwok.render_documents(documents)
     assert text.count("---\n") == len(documents) - 1
     assert kwok.parse_kwok_config(text) is None  # no components yet: kwokctl adds them on create

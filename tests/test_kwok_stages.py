@@ -53,9 +53,9 @@ def create(cluster: ClusterInfo, namespace: str, document: dict[str, Any]) -> No
     kubectl(cluster, "create", "-n", namespace, "-f", "-", stdin=json.dumps(document))
 
 
-def wait_for(cluster: ClusterInfo, namespace: str, what: str, condition: str) -> None:
+def wait_for(cluster: ClusterInfo, namespace: str, what: str, condition: str, *selector: str) -> None:
     """kubectl's own watch-based wait: returns once `condition` holds, fails the test otherwise."""
-    kubectl(cluster, "wait", "-n", namespace, what, f"--for={condition}", "--timeout=60s", timeout=90)
+    kubectl(cluster, "wait", "-n", namespace, what, *selector, f"--for={condition}", "--timeout=60s", timeout=90)
 
 
 def get(cluster: ClusterInfo, namespace: str, *what: str) -> Any:
@@ -113,6 +113,33 @@ def test_failed_container_with_retries_fails_every_attempt(kube_cluster: Cluster
     pods = job_pods(kube_cluster, kube_namespace, "retried")
     assert len(pods) == 2
     assert [terminated(pod)["main"]["exitCode"] for pod in pods] == [3, 3]
+
+
+def test_failed_container_of_an_on_failure_job_restarts_until_the_backoff_limit(
+    kube_cluster: ClusterInfo, kube_namespace: str
+) -> None:
+    # restartPolicy OnFailure: the kubelet restarts the container in place (10 s apart
+    # here) and the Job controller counts the restarts against backoffLimit.
+    annotations = {f"{FAILED}/name": "main", f"{FAILED}/exit-code": "3", f"{COMPLETE}/weight": "0"}
+    document = job("crashing", annotations=annotations, backoffLimit=2)
+    document["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    create(kube_cluster, kube_namespace, document)
+    wait_for(kube_cluster, kube_namespace, "job/crashing", "jsonpath={.status.active}=1")  # its pod exists
+    wait_for(
+        kube_cluster,
+        kube_namespace,
+        "pod",
+        "jsonpath={.status.containerStatuses[0].state.waiting.reason}=CrashLoopBackOff",
+        "-l",
+        "job-name=crashing",
+    )
+    (pod,) = job_pods(kube_cluster, kube_namespace, "crashing")
+    main = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "main")
+    assert main["lastState"]["terminated"]["exitCode"] == 3
+    assert main["restartCount"] >= 1
+    wait_for(kube_cluster, kube_namespace, "job/crashing", "condition=Failed")
+    failed = condition(get(kube_cluster, kube_namespace, "job/crashing"), "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded"
 
 
 def test_completion_delay_lets_the_job_deadline_pass(kube_cluster: ClusterInfo, kube_namespace: str) -> None:
@@ -182,6 +209,33 @@ def test_unschedulable_pod_stays_pending(kube_cluster: ClusterInfo, kube_namespa
     assert condition(pod, "PodScheduled")["reason"] == "Unschedulable"
     assert pod["status"]["phase"] == "Pending"
     assert waiting_reason(pod) is None
+
+
+def test_ready_delay_holds_only_the_annotated_pod(kube_cluster: ClusterInfo, kube_namespace: str) -> None:
+    slow = bare_pod("slow", "registry.example/service:1")
+    slow["metadata"]["annotations"] = {"pod-ready.stage.kwok.x-k8s.io/delay": "600000"}
+    create(kube_cluster, kube_namespace, slow)
+    create(kube_cluster, kube_namespace, bare_pod("quick", "registry.example/service:1"))
+    wait_for(kube_cluster, kube_namespace, "pod/slow", "condition=PodScheduled")
+    wait_for(kube_cluster, kube_namespace, "pod/quick", "condition=Ready")
+    pod = get(kube_cluster, kube_namespace, "pod/slow")
+    assert pod["status"]["phase"] == "Pending"
+    assert "podIP" not in pod["status"]
+
+
+def test_delete_delay_keeps_the_annotated_pod_terminating(kube_cluster: ClusterInfo, kube_namespace: str) -> None:
+    lingering = bare_pod("lingering", "registry.example/service:1")
+    lingering["metadata"]["annotations"] = {"pod-delete.stage.kwok.x-k8s.io/delay": "600000"}
+    create(kube_cluster, kube_namespace, lingering)
+    create(kube_cluster, kube_namespace, bare_pod("prompt", "registry.example/service:1"))
+    for name in ("lingering", "prompt"):
+        wait_for(kube_cluster, kube_namespace, f"pod/{name}", "condition=Ready")
+    kubectl(kube_cluster, "delete", "-n", kube_namespace, "pod/lingering", "--wait=false")
+    kubectl(kube_cluster, "delete", "-n", kube_namespace, "pod/prompt", "--wait=true", "--timeout=60s")
+    pod = get(kube_cluster, kube_namespace, "pod/lingering")
+    assert pod["metadata"]["deletionTimestamp"]
+    # Let the namespace go quickly at the end of the test.
+    kubectl(kube_cluster, "delete", "-n", kube_namespace, "pod/lingering", "--grace-period=0", "--force")
 
 
 LINES = [f"line {i}" for i in range(1, 6)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from envspec.cli.options import Duration, cluster_options, output_format, target
+from envspec.cli.options import Duration, cluster_options, output_format, report_option, target
 from envspec.cli.run import output_sink, run, run_until_stopped
 
 
@@ -21,6 +21,7 @@ from envspec.cli.run import output_sink, run, run_until_stopped
 )
 @output_format("table", "json", default="table")
 @cluster_options
+@report_option
 @click.option(
     "--print-manifests",
     is_flag=True,

@@ -30,6 +30,7 @@ from envspec.defaults import ValidSpec
 from envspec.errors import EnvspecError, SpecError
 from envspec.loader import load_text
 from envspec.model import API_VERSION, DNS_LABEL, NAME_MAX_LENGTH, EnvironmentSpec
+from envspec.pipeline import add_tests
 from envspec.service.settings import Settings
 from envspec.validation import validate
 
@@ -305,8 +306,12 @@ def request_document(request: Request, settings: Settings) -> dict[str, Any] | N
     return None
 
 
-def validate_request_spec(request: Request, settings: Settings) -> ValidSpec:
+def validate_request_spec(
+    request: Request, settings: Settings, *, extra_tests: Mapping[str, Mapping[str, Any]] | None = None
+) -> ValidSpec:
     """Load and validate the request's environment as `envspec up -f` would; RequestError if invalid.
+
+    `extra_tests` (a `test` request's `test_image`) join the document's tests first.
 
     Validation sees only the settings' variables (`Settings.spec_environ`): `${env.X}` in a
     request cannot read the worker's environment.
@@ -322,6 +327,11 @@ def validate_request_spec(request: Request, settings: Settings) -> ValidSpec:
             RequestProblem("spec.name", f"must be left out or equal execution_id ({execution_id!r}), which names it")
         )
     source = "spec" if from_spec else "config"
+    if extra_tests:
+        try:
+            add_tests(document, extra_tests)
+        except EnvspecError as exc:
+            raise RequestError([RequestProblem("test_image", exc.message)]) from None
     try:
         # JSON is YAML: the loader gives the document its positions and its checks.
         valid = validate(load_text(json.dumps(document), source), settings.spec_environ())

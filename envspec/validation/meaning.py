@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from envspec import defaults, refs
 from envspec.defaults import ContainerResources, SettingError, ValidSpec
@@ -32,6 +33,7 @@ RESERVED_LABEL_DOMAINS = (
     ("kubernetes.io", "Kubernetes"),
     ("k8s.io", "Kubernetes"),
 )
+RESERVED_ANNOTATION_PREFIX = "envspec.dev/"
 RESERVED_LABEL_PREFIXES = ("janitor",)  # kube-janitor's janitor/ttl and janitor/expires (exact prefix)
 NAMESPACE_PREFIX_MAX_LENGTH = 40
 
@@ -70,13 +72,14 @@ class _Meaning:
         prefix = self.namespace_prefix()
         ttl, ttl_seconds = self.ttl()
         self.check_labels()
+        self.check_annotations()
         self.check_databases()
         self.check_services()
         self.check_references()
         service_layers = self.service_layers()
         default_resources = self.default_resources()
         resources = self.component_resources(default_resources)
-        quota = self.quota(resources)
+        quota = self.quota(resources, default_resources)
         if self.out.problems or default_resources is None or quota is None:
             return None
         return ValidSpec(
@@ -166,6 +169,23 @@ class _Meaning:
                     "starting and ending with a letter or digit",
                 )
 
+    def check_annotations(self) -> None:
+        """Pod annotations: valid Kubernetes annotation keys, none in envspec's own prefix."""
+        sections: tuple[tuple[str, Mapping[str, Any]], ...] = (
+            ("databases", self.spec.databases),
+            ("services", self.spec.services),
+            ("tests", self.spec.tests),
+        )
+        for section, components in sections:
+            for name, component in components.items():
+                for key in component.annotations:
+                    path = (section, name, "annotations", key)
+                    problem = _label_key_problem(key, "annotation")
+                    if problem:
+                        self.out.add(path, problem, key=True)
+                    elif key.startswith(RESERVED_ANNOTATION_PREFIX):
+                        self.out.add(path, f"annotation key '{key}' is reserved for envspec", key=True)
+
     def check_databases(self) -> None:
         for name, database in self.spec.databases.items():
             definition = engine(database.engine)
@@ -249,7 +269,13 @@ class _Meaning:
     def _check_expansion(self, path: PathKey, text: str) -> None:
         """`$(ENVSPEC_…)` brought in by a reference (`${env.X}`): harmless, since the compiler
         escapes it, but never what was meant; the spec's own text is checked by the model."""
-        if HELPER_EXPANSION not in text and HELPER_EXPANSION in self._substituted(text):
+        if HELPER_EXPANSION in text:
+            return
+        # Only an env reference can bring a `$(`: the others are names, ports and addresses.
+        filled = "".join(
+            s if isinstance(s, str) else self._reference_value(s) if s.is_env else "" for s in refs.parse(text)
+        )
+        if HELPER_EXPANSION in filled:
             self.out.add(
                 path,
                 f"with its references filled in, the text holds {HELPER_EXPANSION}…), a variable reserved for "
@@ -389,7 +415,9 @@ class _Meaning:
                 ok = False
         return ok
 
-    def quota(self, resources: dict[str, ContainerResources]) -> tuple[str, str, int] | None:
+    def quota(
+        self, resources: dict[str, ContainerResources], default_resources: ContainerResources | None
+    ) -> tuple[str, str, int] | None:
         spec = self.spec
         if len(resources) != len(spec.databases) + len(spec.services) + len(spec.tests):
             return None  # a component's resources were invalid; already reported
@@ -407,6 +435,11 @@ class _Meaning:
                 )
                 return None
             amount = defaults.quota_amount(key, given, need)
+            if given == defaults.AUTO and not spec.tests and default_resources is not None:
+                # Without tests, `auto` still leaves room for one default-sized test, so that
+                # `envspec test --image ...` can run one in the environment.
+                room = need.of(key) + parse_quantity(default_resources.limits[key])
+                amount = defaults.format_amount(key, room)
             if given != defaults.AUTO and parse_quantity(given) < need.of(key):
                 self.out.add(
                     ("resources", "quota", key),
@@ -434,13 +467,14 @@ def _dns_message(name: str, maximum: int) -> str:
     )
 
 
-def _label_key_problem(key: str) -> str | None:
+def _label_key_problem(key: str, what: str = "label") -> str | None:
+    """Label and annotation keys share one syntax: an optional DNS-subdomain prefix and `/`, then a name."""
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
-        return f"invalid label key '{key}': the prefix must be a DNS subdomain"
+        return f"invalid {what} key '{key}': the prefix must be a DNS subdomain"
     if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
         return (
-            f"invalid label key '{key}': the name must be 1-63 characters of a-z, A-Z, 0-9, '-', '_', '.', "
+            f"invalid {what} key '{key}': the name must be 1-63 characters of a-z, A-Z, 0-9, '-', '_', '.', "
             "starting and ending with a letter or digit"
         )
     return None
