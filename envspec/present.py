@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envspec.events import (
     Envelope,
@@ -23,8 +23,12 @@ from envspec.events import (
     WatchStopped,
 )
 from envspec.meta import format_instant, format_span, parse_instant
-from envspec.operations.diff import DiffResult
-from envspec.operations.status import EnvironmentListing, EnvironmentStatus
+
+if TYPE_CHECKING:
+    # Annotations only: the results' modules (the diff's YAML and difflib machinery) stay
+    # off the path of commands that render no diff or status, `up` among them.
+    from envspec.operations.diff import DiffResult
+    from envspec.operations.status import EnvironmentListing, EnvironmentStatus
 
 
 def format_seconds(seconds: float) -> str:

@@ -492,6 +492,32 @@ def test_render_path_does_not_import_cluster_libraries() -> None:
     assert result.stdout == "clean\n"
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["up", "--help"], ["status", "--help"], ["watch", "--help"]])
+def test_help_imports_neither_the_model_nor_the_cluster_libraries(argv: list[str]) -> None:
+    # Every command pays for what `envspec --help` imports: keep pydantic, kr8s, the event
+    # loop and the crash path's modules off it (bench/imports.py times it).
+    code = (
+        "import sys, io, contextlib\n"
+        "from envspec.cli.main import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        f"        main({argv!r})\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code in (0, None), exc.code\n"
+        "assert 'Usage: envspec' in out.getvalue(), out.getvalue()[:200]\n"
+        "roots = ('kr8s', 'httpx', 'pydantic', 'anyio', 'redis', 'watchfiles', 'logging', 'tempfile')\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in roots)\n"
+        "assert not heavy, heavy\n"
+        "print('clean')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "clean\n"
+
+
 def test_a_kubeconfig_that_does_not_exist_is_named_before_any_request(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
     result = run("up", "-f", QUICKSTART, "--kubeconfig", str(missing))

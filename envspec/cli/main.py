@@ -1,17 +1,16 @@
 """The `envspec` command group.
 
 Subcommands live one per module in this package and are imported only when
-invoked, so `envspec render` never pays for kr8s, redis or watchfiles.
+invoked, so `envspec render` never pays for kr8s, redis or watchfiles. What only
+the crash path needs (logging, tempfile, traceback) is imported there: every
+command pays for this module's imports.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -136,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _write_crash_log() -> Path:
+    import logging
+    import tempfile
+    import traceback
+
     directory = Path(os.environ.get("ENVSPEC_LOG_DIR", tempfile.gettempdir()))
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="envspec-crash-", suffix=".log", dir=directory)

@@ -12,8 +12,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-import anyio
-
 if TYPE_CHECKING:
     from envspec.events import Emitter, Sink
 
@@ -40,6 +38,8 @@ def run(
     detail: str = "",
 ) -> ResultT:
     """Run one operation to its end on a fresh event loop; its result."""
+    import anyio  # here, not at the top: `envspec <command> --help` needs no event loop
+
     from envspec.operations.run import run_operation
 
     chosen = sink if sink is not None else output_sink(output)
