@@ -55,6 +55,10 @@ UP_MODULES = (
     "envspec.sinks",
 )
 
+# Shown with the cumulative time of their import (what they pulled in first, included);
+# httpx._main is httpx's command line, imported by `import httpx` when rich is installed.
+NAMED_MODULES = ("kr8s", "httpx", "httpx._main", "pydantic", "envspec.model", "ruamel.yaml", "click", "anyio")
+
 # Prepended to a path's code to hide the packages only the test extras bring.
 WITHOUT_TEST_EXTRAS = "import sys; sys.modules.update(rich=None, pygments=None); "
 
@@ -65,6 +69,7 @@ class CommandPath:
     code: Callable[[int], str]  # run number -> the Python run with -c
     totals_ms: list[float] = field(default_factory=list)
     package_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    named_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
 
 def same_code(code: str) -> Callable[[int], str]:
@@ -107,6 +112,9 @@ def measure(path: CommandPath, run: int, startup: set[str], env: dict[str, str])
             packages[name.split(".")[0]] += self_us
     for package, self_us in packages.items():
         path.package_ms[package].append(self_us / 1000)
+    for _, cumulative, _, name in rows:
+        if name in NAMED_MODULES:
+            path.named_ms[name].append(cumulative / 1000)
 
 
 def delete_environments(env_ids: list[str], env: dict[str, str]) -> None:
@@ -165,7 +173,9 @@ def main() -> None:
             if env.get("KUBECONFIG"):
                 delete_environments(env_ids, env)
 
-    print(f"import time per command path (median of {arguments.runs} runs, ms; self time per top-level package)")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"import time per command path (median of {arguments.runs} runs, ms; load average {load})")
+    print("  self time per top-level package; cumulative: the import of each named module, what it pulled in included")
     figures = []
     for path in paths:
         if not path.totals_ms:
@@ -174,7 +184,12 @@ def main() -> None:
         spread = f"{min(path.totals_ms):.0f}-{max(path.totals_ms):.0f}"
         top = sorted(((statistics.median(v), k) for k, v in path.package_ms.items()), reverse=True)
         shown = ", ".join(f"{name} {ms:.0f}" for ms, name in top[: arguments.top])
+        named = ", ".join(
+            f"{name} {statistics.median(path.named_ms[name]):.0f}" for name in NAMED_MODULES if path.named_ms[name]
+        )
         print(f"  {path.name:<10} {total:7.1f} ms  (runs {spread})  {shown}")
+        if named:
+            print(f"  {'':<10} cumulative: {named}")
         figures.append(f"FIGURE imports.{path.name}.total_ms {total:.1f}")
     print("\n".join(figures))
 
