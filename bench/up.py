@@ -95,8 +95,10 @@ def time_envspec(example: Example, env_id: str, scratch: Path) -> tuple[float, s
     started = time.monotonic()
     output = envspec("up", "-f", str(example.spec), "--id", env_id, "-o", "json")
     seconds = time.monotonic() - started
-    summary = json.loads(output.splitlines()[-1])
-    assert summary["event"] == "summary" and summary["ok"], summary
+    # The summary is the last event but one: `operation_finished` closes every operation.
+    events = [json.loads(line) for line in output.splitlines() if line.strip()]
+    summary = next(event for event in reversed(events) if event["event"] == "summary")
+    assert summary["ok"], summary
     example.objects = summary["created"] + summary["configured"] + summary["unchanged"]
     return seconds, namespace
 
