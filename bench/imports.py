@@ -113,7 +113,7 @@ def measure(path: CommandPath, run: int, startup: set[str], env: dict[str, str])
     for package, self_us in packages.items():
         path.package_ms[package].append(self_us / 1000)
     for _, cumulative, _, name in rows:
-        if name in NAMED_MODULES:
+        if name in NAMED_MODULES and cumulative > 0:  # 0: a refused import (the prod rows' httpx._main)
             path.named_ms[name].append(cumulative / 1000)
 
 
