@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apiserver_metrics import request_totals
@@ -58,6 +59,10 @@ class Example:
     spec: Path
     objects: int = 0
     envspec_seconds: list[float] = field(default_factory=list)
+    # From process start to envspec's first event (interpreter, imports, reading the spec),
+    # and from its first to its last event (the operation itself).
+    envspec_startup_seconds: list[float] = field(default_factory=list)
+    envspec_operation_seconds: list[float] = field(default_factory=list)
     kubectl_seconds: list[float] = field(default_factory=list)
     helm_seconds: list[float] = field(default_factory=list)
     envspec_noop_writes: int = -1
@@ -90,8 +95,10 @@ def delete_namespace(namespace: str) -> None:
     kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=600s")
 
 
-def time_envspec(example: Example, env_id: str, scratch: Path) -> tuple[float, str]:
+def time_envspec(example: Example, env_id: str, scratch: Path) -> tuple[float, str, float, float]:
+    """Seconds from process start to ready, the namespace, seconds to the first event, the operation's."""
     namespace = namespace_of(example.spec, env_id)
+    started_at = datetime.now(UTC)
     started = time.monotonic()
     output = envspec("up", "-f", str(example.spec), "--id", env_id, "-o", "json")
     seconds = time.monotonic() - started
@@ -100,7 +107,9 @@ def time_envspec(example: Example, env_id: str, scratch: Path) -> tuple[float, s
     summary = next(event for event in reversed(events) if event["event"] == "summary")
     assert summary["ok"], summary
     example.objects = summary["created"] + summary["configured"] + summary["unchanged"]
-    return seconds, namespace
+    finished = next(event for event in reversed(events) if event["event"] == "operation_finished")
+    first_event_at = datetime.fromisoformat(events[0]["time"].replace("Z", "+00:00"))
+    return seconds, namespace, (first_event_at - started_at).total_seconds(), float(finished["seconds"])
 
 
 def time_kubectl(example: Example, env_id: str, scratch: Path) -> tuple[float, str, Path]:
@@ -170,7 +179,7 @@ def plan_writes(before: Counter[str], after: Counter[str]) -> int:
 
 def count_noop_writes(example: Example, scratch: Path) -> None:
     env_id = "noop" + secrets.token_hex(3)
-    _, namespace = time_envspec(example, env_id, scratch)
+    _, namespace, _, _ = time_envspec(example, env_id, scratch)
     before = write_requests()
     envspec("up", "-f", str(example.spec), "--id", env_id, "-o", "json")
     example.envspec_noop_writes = plan_writes(before, write_requests())
@@ -192,8 +201,10 @@ def bench(example: Example, runs: int, scratch: Path, helm: Path | None) -> None
         for tool in order:
             env_id = f"b{tool[0]}{run}{secrets.token_hex(2)}"
             if tool == "envspec":
-                seconds, namespace = time_envspec(example, env_id, scratch)
+                seconds, namespace, startup_seconds, operation_seconds = time_envspec(example, env_id, scratch)
                 example.envspec_seconds.append(seconds)
+                example.envspec_startup_seconds.append(startup_seconds)
+                example.envspec_operation_seconds.append(operation_seconds)
             elif tool == "kubectl":
                 seconds, namespace, _ = time_kubectl(example, env_id, scratch)
                 example.kubectl_seconds.append(seconds)
@@ -220,6 +231,8 @@ def report(examples: list[Example], runs: int) -> str:
     figures: list[str] = []
     for example in examples:
         mine = statistics.median(example.envspec_seconds)
+        startup = statistics.median(example.envspec_startup_seconds)
+        operation = statistics.median(example.envspec_operation_seconds)
         kubectl_median = median_or_nan(example.kubectl_seconds)
         helm_median = median_or_nan(example.helm_seconds)
         lines.append(
@@ -234,12 +247,19 @@ def report(examples: list[Example], runs: int) -> str:
             f"FIGURE up.{example.name}.ratio_vs_kubectl {mine / kubectl_median:.3f}",
             f"FIGURE up.{example.name}.ratio_vs_helm {mine / helm_median:.3f}",
             f"FIGURE up.{example.name}.noop_writes {example.envspec_noop_writes}",
+            f"FIGURE up.{example.name}.envspec_startup_seconds {startup:.3f}",
+            f"FIGURE up.{example.name}.envspec_operation_seconds {operation:.3f}",
         ]
     for example in examples:
         lines.append(
             f"  {example.name}: envspec {' '.join(f'{s:.2f}' for s in example.envspec_seconds)}; "
             f"kubectl {' '.join(f'{s:.2f}' for s in example.kubectl_seconds)}; "
             f"helm {' '.join(f'{s:.2f}' for s in example.helm_seconds)}"
+        )
+        lines.append(
+            f"  {example.name}: envspec start-up (process start to first event: interpreter, imports, "
+            f"spec) {' '.join(f'{s:.2f}' for s in example.envspec_startup_seconds)}; "
+            f"operation (first to last event) {' '.join(f'{s:.2f}' for s in example.envspec_operation_seconds)}"
         )
     return "\n".join(lines + figures)
 
@@ -271,6 +291,8 @@ def main() -> None:
                         "example": e.name,
                         "objects": e.objects,
                         "envspec_seconds": e.envspec_seconds,
+                        "envspec_startup_seconds": e.envspec_startup_seconds,
+                        "envspec_operation_seconds": e.envspec_operation_seconds,
                         "kubectl_seconds": e.kubectl_seconds,
                         "helm_seconds": e.helm_seconds,
                         "envspec_median": statistics.median(e.envspec_seconds),

@@ -518,6 +518,38 @@ def test_help_imports_neither_the_model_nor_the_cluster_libraries(argv: list[str
     assert result.stdout == "clean\n"
 
 
+def process(
+    *args: str, code: str = "from envspec.cli.main import entry_point; entry_point()"
+) -> subprocess.CompletedProcess[str]:
+    """envspec as its own process, through the console script's entry point."""
+    program = f"import sys; sys.argv = ['envspec', *{list(args)!r}]; {code}"
+    clean = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    return subprocess.run(
+        [sys.executable, "-c", program], cwd=REPO, env=clean, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_the_entry_point_ends_the_process_with_every_byte_written_and_the_same_exit_codes(tmp_path: Path) -> None:
+    # entry_point skips the interpreter's teardown: output, exit codes and atexit handlers stay.
+    large = str(REPO / "examples" / "large" / "maestro-env.yaml")
+    rendered = process("render", "-f", large)
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout == run("render", "-f", large).stdout
+    assert len(rendered.stdout) > 100_000  # more than any pipe buffer: the flush is what wrote it
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: x\nservices:\n  api:\n    image: nginx\n    replicas: -1\n")
+    invalid = process("validate", "-f", str(spec))
+    assert invalid.returncode == 1
+    assert "services.api.replicas" in invalid.stderr
+    assert process("render", "--no-such-flag").returncode == 2
+
+    handler = "import atexit; atexit.register(lambda: print('atexit ran', file=sys.stderr)); "
+    version = process("--version", code=handler + "from envspec.cli.main import entry_point; entry_point()")
+    assert (version.returncode, version.stderr) == (0, "atexit ran\n")
+    assert version.stdout.startswith("envspec, version ")
+
+
 def test_a_kubeconfig_that_does_not_exist_is_named_before_any_request(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
     result = run("up", "-f", QUICKSTART, "--kubeconfig", str(missing))
