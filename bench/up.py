@@ -29,6 +29,7 @@ import argparse
 import compileall
 import json
 import os
+import resource
 import secrets
 import statistics
 import subprocess
@@ -36,6 +37,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,8 +68,32 @@ class Example:
     envspec_operation_seconds: list[float] = field(default_factory=list)
     kubectl_seconds: list[float] = field(default_factory=list)
     helm_seconds: list[float] = field(default_factory=list)
+    # CPU time (user + system) of each tool's processes while timed: unlike wall time it
+    # hardly moves with the load of a shared machine.
+    cpu_seconds: dict[str, list[float]] = field(default_factory=lambda: {tool: [] for tool in TOOLS})
     envspec_noop_writes: int = -1
     kubectl_noop_writes: int = -1
+
+
+@dataclass
+class Timed:
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # every child waited for so far
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def timed() -> Iterator[Timed]:
+    """Wall time and the CPU time of the processes run (and waited for) inside the block."""
+    result = Timed()
+    cpu, wall = children_cpu_seconds(), time.monotonic()
+    yield result
+    result.seconds = time.monotonic() - wall
+    result.cpu_seconds = children_cpu_seconds() - cpu
 
 
 def kubectl(*args: str, timeout: float = 600) -> str:
@@ -95,13 +122,12 @@ def delete_namespace(namespace: str) -> None:
     kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=600s")
 
 
-def time_envspec(example: Example, env_id: str, scratch: Path) -> tuple[float, str, float, float]:
-    """Seconds from process start to ready, the namespace, seconds to the first event, the operation's."""
+def time_envspec(example: Example, env_id: str, scratch: Path) -> tuple[Timed, str, float, float]:
+    """Process start to ready, the namespace, seconds to the first event, the operation's seconds."""
     namespace = namespace_of(example.spec, env_id)
     started_at = datetime.now(UTC)
-    started = time.monotonic()
-    output = envspec("up", "-f", str(example.spec), "--id", env_id, "-o", "json")
-    seconds = time.monotonic() - started
+    with timed() as run:
+        output = envspec("up", "-f", str(example.spec), "--id", env_id, "-o", "json")
     # The summary is the last event but one: `operation_finished` closes every operation.
     events = [json.loads(line) for line in output.splitlines() if line.strip()]
     summary = next(event for event in reversed(events) if event["event"] == "summary")
@@ -109,23 +135,24 @@ def time_envspec(example: Example, env_id: str, scratch: Path) -> tuple[float, s
     example.objects = summary["created"] + summary["configured"] + summary["unchanged"]
     finished = next(event for event in reversed(events) if event["event"] == "operation_finished")
     first_event_at = datetime.fromisoformat(events[0]["time"].replace("Z", "+00:00"))
-    return seconds, namespace, (first_event_at - started_at).total_seconds(), float(finished["seconds"])
+    return run, namespace, (first_event_at - started_at).total_seconds(), float(finished["seconds"])
 
 
-def time_kubectl(example: Example, env_id: str, scratch: Path) -> tuple[float, str, Path]:
+def time_kubectl(example: Example, env_id: str, scratch: Path) -> tuple[Timed, str, Path]:
     rendered = scratch / f"rendered-{env_id}"
     render(example.spec, env_id, rendered)  # not timed
     namespace = namespace_of(example.spec, env_id)
     files = sorted(rendered.iterdir())
     workloads = [f for f in files if f.name.split("-", 2)[1] in WAITED_KINDS]
     jobs = [f for f in files if f.name.split("-", 2)[1] == "job"]
-    started = time.monotonic()
-    kubectl("apply", "--server-side", "-f", str(rendered))
-    if workloads:
-        kubectl("rollout", "status", "--timeout=600s", *[arg for f in workloads for arg in ("-f", str(f))])
-    if jobs:
-        kubectl("wait", "--for=condition=complete", "--timeout=600s", *[arg for f in jobs for arg in ("-f", str(f))])
-    return time.monotonic() - started, namespace, rendered
+    with timed() as run:
+        kubectl("apply", "--server-side", "-f", str(rendered))
+        if workloads:
+            kubectl("rollout", "status", "--timeout=600s", *[arg for f in workloads for arg in ("-f", str(f))])
+        if jobs:
+            waited = [arg for f in jobs for arg in ("-f", str(f))]
+            kubectl("wait", "--for=condition=complete", "--timeout=600s", *waited)
+    return run, namespace, rendered
 
 
 def make_chart(rendered: Path, chart: Path) -> None:
@@ -140,7 +167,7 @@ def make_chart(rendered: Path, chart: Path) -> None:
         (templates / manifest.name).write_text(text)
 
 
-def time_helm(example: Example, env_id: str, scratch: Path, helm: Path) -> tuple[float, str]:
+def time_helm(example: Example, env_id: str, scratch: Path, helm: Path) -> tuple[Timed, str]:
     rendered = scratch / f"rendered-{env_id}"
     render(example.spec, env_id, rendered)  # not timed
     chart = scratch / f"chart-{env_id}"
@@ -150,15 +177,14 @@ def time_helm(example: Example, env_id: str, scratch: Path, helm: Path) -> tuple
     jobs = any(f.name.split("-", 2)[1] == "job" for f in rendered.iterdir())
     command = [str(helm), "install", release, str(chart), "--namespace", HELM_RELEASE_NAMESPACE]
     command += ["--wait=watcher", "--timeout", "10m", *(["--wait-for-jobs"] if jobs else [])]
-    started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-    seconds = time.monotonic() - started
+    with timed() as run:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     if done.returncode != 0:
         raise SystemExit(f"helm install {release} failed: {done.stderr.strip()}")
     # The release record (a Secret in the release namespace) goes too, untimed; the objects
     # go with their namespace.
     kubectl("delete", "secret", "-n", HELM_RELEASE_NAMESPACE, "-l", f"owner=helm,name={release}")
-    return seconds, namespace
+    return run, namespace
 
 
 def write_requests() -> Counter[str]:
@@ -201,18 +227,23 @@ def bench(example: Example, runs: int, scratch: Path, helm: Path | None) -> None
         for tool in order:
             env_id = f"b{tool[0]}{run}{secrets.token_hex(2)}"
             if tool == "envspec":
-                seconds, namespace, startup_seconds, operation_seconds = time_envspec(example, env_id, scratch)
-                example.envspec_seconds.append(seconds)
+                result, namespace, startup_seconds, operation_seconds = time_envspec(example, env_id, scratch)
+                example.envspec_seconds.append(result.seconds)
                 example.envspec_startup_seconds.append(startup_seconds)
                 example.envspec_operation_seconds.append(operation_seconds)
             elif tool == "kubectl":
-                seconds, namespace, _ = time_kubectl(example, env_id, scratch)
-                example.kubectl_seconds.append(seconds)
+                result, namespace, _ = time_kubectl(example, env_id, scratch)
+                example.kubectl_seconds.append(result.seconds)
             else:
                 assert helm is not None
-                seconds, namespace = time_helm(example, env_id, scratch, helm)
-                example.helm_seconds.append(seconds)
-            print(f"  {example.name:<10} run {run + 1}/{runs}  {tool:<8} {seconds:6.2f}s", flush=True)
+                result, namespace = time_helm(example, env_id, scratch, helm)
+                example.helm_seconds.append(result.seconds)
+            example.cpu_seconds[tool].append(result.cpu_seconds)
+            print(
+                f"  {example.name:<10} run {run + 1}/{runs}  {tool:<8} {result.seconds:6.2f}s "
+                f"(cpu {result.cpu_seconds:.2f}s)",
+                flush=True,
+            )
             delete_namespace(namespace)
     count_noop_writes(example, scratch)
 
@@ -249,6 +280,11 @@ def report(examples: list[Example], runs: int) -> str:
             f"FIGURE up.{example.name}.noop_writes {example.envspec_noop_writes}",
             f"FIGURE up.{example.name}.envspec_startup_seconds {startup:.3f}",
             f"FIGURE up.{example.name}.envspec_operation_seconds {operation:.3f}",
+            *(
+                f"FIGURE up.{example.name}.{tool}_cpu_seconds {statistics.median(samples):.3f}"
+                for tool, samples in example.cpu_seconds.items()
+                if samples
+            ),
         ]
     for example in examples:
         lines.append(
@@ -260,6 +296,12 @@ def report(examples: list[Example], runs: int) -> str:
             f"  {example.name}: envspec start-up (process start to first event: interpreter, imports, "
             f"spec) {' '.join(f'{s:.2f}' for s in example.envspec_startup_seconds)}; "
             f"operation (first to last event) {' '.join(f'{s:.2f}' for s in example.envspec_operation_seconds)}"
+        )
+        lines.append(
+            f"  {example.name}: CPU seconds (user + system, median) "
+            + ", ".join(
+                f"{tool} {statistics.median(samples):.2f}" for tool, samples in example.cpu_seconds.items() if samples
+            )
         )
     return "\n".join(lines + figures)
 
@@ -293,6 +335,7 @@ def main() -> None:
                         "envspec_seconds": e.envspec_seconds,
                         "envspec_startup_seconds": e.envspec_startup_seconds,
                         "envspec_operation_seconds": e.envspec_operation_seconds,
+                        "cpu_seconds": e.cpu_seconds,
                         "kubectl_seconds": e.kubectl_seconds,
                         "helm_seconds": e.helm_seconds,
                         "envspec_median": statistics.median(e.envspec_seconds),
