@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TEST_CLUSTER ?= envspec-test
 PYTEST_ARGS ?=
 
-.PHONY: install test unit lint schema golden bench demo cluster-up cluster-down clean
+.PHONY: install test unit lint schema golden bench helm demo cluster-up cluster-down clean
 
 install: $(VENV)/.installed
 
@@ -46,8 +46,14 @@ schema: install
 golden: install
 	ENVSPEC_UPDATE_GOLDEN=1 $(BIN)/pytest tests/test_golden.py -q
 
-bench: install
+# Helm 4, the second peer of bench/up.py: built from the Go module proxy on first use
+# (minutes), then cached beside the control plane. Only the benchmarks need it.
+helm: install
+	$(BIN)/python bench/helm.py
+
+bench: install helm
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/imports.py
 	$(BIN)/envspec cluster up --name envspec-bench --provider kwok
 	status=0; \
 	export KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig --name envspec-bench); \

@@ -1,3 +1,3 @@
-from envspec.cli.main import main
+from envspec.cli.main import entry_point
 
-main()
+entry_point()

@@ -506,6 +506,64 @@ def test_render_path_does_not_import_cluster_libraries() -> None:
     assert result.stdout == "clean\n"
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["up", "--help"], ["status", "--help"], ["watch", "--help"]])
+def test_help_imports_neither_the_model_nor_the_cluster_libraries(argv: list[str]) -> None:
+    # Every command pays for what `envspec --help` imports: keep pydantic, kr8s, the event
+    # loop and the crash path's modules off it (bench/imports.py times it).
+    code = (
+        "import sys, io, contextlib\n"
+        "from envspec.cli.main import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        f"        main({argv!r})\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code in (0, None), exc.code\n"
+        "assert 'Usage: envspec' in out.getvalue(), out.getvalue()[:200]\n"
+        "roots = ('kr8s', 'httpx', 'pydantic', 'anyio', 'redis', 'watchfiles', 'logging', 'tempfile')\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in roots)\n"
+        "assert not heavy, heavy\n"
+        "print('clean')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "clean\n"
+
+
+def process(
+    *args: str, code: str = "from envspec.cli.main import entry_point; entry_point()"
+) -> subprocess.CompletedProcess[str]:
+    """envspec as its own process, through the console script's entry point."""
+    program = f"import sys; sys.argv = ['envspec', *{list(args)!r}]; {code}"
+    clean = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    return subprocess.run(
+        [sys.executable, "-c", program], cwd=REPO, env=clean, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_the_entry_point_ends_the_process_with_every_byte_written_and_the_same_exit_codes(tmp_path: Path) -> None:
+    # entry_point skips the interpreter's teardown: output, exit codes and atexit handlers stay.
+    large = str(REPO / "examples" / "large" / "maestro-env.yaml")
+    rendered = process("render", "-f", large)
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout == run("render", "-f", large).stdout
+    assert len(rendered.stdout) > 100_000  # more than any pipe buffer: the flush is what wrote it
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: x\nservices:\n  api:\n    image: nginx\n    replicas: -1\n")
+    invalid = process("validate", "-f", str(spec))
+    assert invalid.returncode == 1
+    assert "services.api.replicas" in invalid.stderr
+    assert process("render", "--no-such-flag").returncode == 2
+
+    handler = "import atexit; atexit.register(lambda: print('atexit ran', file=sys.stderr)); "
+    version = process("--version", code=handler + "from envspec.cli.main import entry_point; entry_point()")
+    assert (version.returncode, version.stderr) == (0, "atexit ran\n")
+    assert version.stdout.startswith("envspec, version ")
+
+
 def test_a_kubeconfig_that_does_not_exist_is_named_before_any_request(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
     result = run("up", "-f", QUICKSTART, "--kubeconfig", str(missing))

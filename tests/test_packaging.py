@@ -56,7 +56,7 @@ def test_wheel_contains_the_data_files(wheel: Path) -> None:
         assert "envspec/cli/main.py" in names
         assert not any(name.startswith("tests/") for name in names)
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
-        assert "envspec = envspec.cli.main:main" in archive.read(entry_points).decode()
+        assert "envspec = envspec.cli.main:entry_point" in archive.read(entry_points).decode()
 
 
 def test_data_dir_prefers_the_packaged_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

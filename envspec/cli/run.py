@@ -14,12 +14,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-import anyio
 import click
 
 from envspec.cli.options import REPORT_REDIS_META
 
 if TYPE_CHECKING:
+    import anyio
+
     from envspec.events import Emitter, Sink
     from envspec.pipeline import ValidSpec
 
@@ -78,6 +79,8 @@ def run(
     `spec` (and `env_id`): the spec the operation acts on, if it has one; its
     `reporting` section may add a sink.
     """
+    import anyio  # here, not at the top: `envspec <command> --help` needs no event loop
+
     from envspec.operations.run import run_operation
     from envspec.sinks import Fanout
 
@@ -136,4 +139,6 @@ def run_until_stopped(
 
 def run_service(main: Callable[[], Awaitable[ResultT]]) -> ResultT:
     """Run a long-lived service (`envspec worker`) that opens its own sinks, on a fresh event loop."""
+    import anyio
+
     return anyio.run(main)
