@@ -20,10 +20,12 @@ PROBLEMS_SHOWN = 100  # a spec's message lists the first problems (in file order
 # Characters that would start a new line, move the cursor, recolour the terminal or
 # reorder what is shown: never printed as themselves.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
-# Quoted text longer than anything shown() gives (60 characters and "… (N characters)").
+# A run of text longer than anything shown() gives (60 characters and "… (N characters)")
+# with no space or quote in it: user text that did not go through shown(). Quoted spans are
+# not looked for: an apostrophe of one quotation and one of the next would pair up and cut
+# the message's own words.
 _LONG = SHOWN_LENGTH + 40
-_QUOTED_LONG = re.compile(rf"'[^'\n]{{{_LONG},}}'|\"[^\"\n]{{{_LONG},}}\"")
-_LONG_WORD = re.compile(rf"[^\s'\"]{{{_LONG},}}")  # unquoted user text: a reference as written, say
+_LONG_WORD = re.compile(rf"[^\s'\"]{{{_LONG},}}")
 
 
 def escape_text(text: str) -> str:
@@ -61,7 +63,6 @@ def safe_message(text: str) -> str:
     """The last guard of every located message: escapes, quoted user text shortened, and the
     whole message bounded, so no input can flood a terminal or forge a line."""
     text = escape_text(text)
-    text = _QUOTED_LONG.sub(lambda m: m.group()[0] + shorten(m.group()[1:-1]) + m.group()[-1], text)
     text = _LONG_WORD.sub(lambda m: shorten(m.group()), text)
     return shorten(text, MESSAGE_LENGTH)
 

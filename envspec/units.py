@@ -38,6 +38,10 @@ def parse_quantity(text: str) -> Fraction:
     number, suffix = match.group(1), match.group(2) or ""
     if len(number) > _MAX_DIGITS:
         # Decimal -> Fraction is quadratic in the digits: a 9-million-digit number took minutes.
+        # Its order of magnitude is cheap, though: a value that is surely beyond 2^63-1 is
+        # out of range (what the user needs to hear), any other such number just too long.
+        if _surely_beyond_the_maximum(number, suffix):
+            raise OutOfRange(_out_of_range(text))
         raise ValueError(f"invalid quantity {_shown(text)}: more than {_MAX_DIGITS} digits")
     try:
         value = Fraction(Decimal(number))
@@ -67,8 +71,27 @@ def parse_quantity_in_range(text: str) -> Fraction:
     """parse_quantity, and OutOfRange for a value the API server cannot hold (> 2^63-1)."""
     value = parse_quantity(text)
     if value > MAX_QUANTITY:
-        raise OutOfRange(f"quantity {_shown(text)} is out of range: at most {MAX_QUANTITY} (2^63-1, about 8Ei)")
+        raise OutOfRange(_out_of_range(text))
     return value
+
+
+def _out_of_range(text: str) -> str:
+    return f"quantity {_shown(text)} is out of range: at most {MAX_QUANTITY} (2^63-1, about 8Ei)"
+
+
+def _surely_beyond_the_maximum(number: str, suffix: str) -> bool:
+    """Whether number x suffix is at least 10^19 (> 2^63-1), judged from digit counts alone."""
+    whole_digits = len(number.lstrip("+").split(".")[0].lstrip("0"))
+    if whole_digits == 0:
+        return False
+    if suffix in _BINARY:
+        scale = _BINARY[suffix].bit_length() * 3 // 10  # a lower bound of log10(2^k)
+    elif suffix in _DECIMAL:
+        factor = _DECIMAL[suffix]
+        scale = len(str(factor.numerator)) - len(str(factor.denominator))
+    else:
+        scale = int(suffix[1:])
+    return whole_digits - 1 + scale >= 19
 
 
 def _shown(text: str) -> str:
