@@ -462,3 +462,39 @@ def test_envspec_test_publishes_testcaserun_entries_with_outcomes_and_a_result_l
     everything = every_value(server.url)
     assert len(password) >= 16 and password not in everything
     assert REDIS_PASSWORD not in everything + reported.stdout + reported.stderr
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_envspec_test_reports_through_the_variable_and_through_its_specs_reporting_section(
+    kube_cluster: ClusterInfo, redis_factory: RedisFactory, tmp_path: Path
+) -> None:
+    server = redis_factory(password=REDIS_PASSWORD)
+    name = "repv-" + uuid.uuid4().hex[:5]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(TESTED_SPEC.format(name=name))
+    reporting = "reporting:\n  redis:\n    url: ${env.SPEC_REDIS}\n    streamPrefix: t:spec\n"
+    reporting_spec = tmp_path / "reporting.yaml"
+    reporting_spec.write_text(TESTED_SPEC.format(name=name) + reporting)
+    env = {key: value for key, value in envspec_env(kube_cluster).items() if key != "ENVSPEC_REPORT_REDIS"}
+
+    def test(path: Path, extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "envspec", "test", "-f", str(path)]
+        return subprocess.run(argv, env={**env, **extra}, capture_output=True, text=True, timeout=120, check=False)
+
+    # The environment was never brought up: exit 4, reported like any failed operation.
+    by_variable = test(plain, {"ENVSPEC_REPORT_REDIS": server.url})
+    by_spec = test(reporting_spec, {"SPEC_REDIS": server.url})
+    for done in (by_variable, by_spec):
+        assert done.returncode == 4, done.stderr
+        assert "warning" not in done.stderr and REDIS_PASSWORD not in done.stdout + done.stderr
+    for stream in (RESULTS, "t:spec:results"):
+        [result] = stream_entries(server.url, stream)
+        record = json.loads(result["data"])
+        assert (record["operation"], record["status"], record["exit_code"], record["environment"]) == (
+            "test",
+            "error",
+            4,
+            name,
+        )
+        assert f"environment {name} is not on the cluster" in record["error"]
