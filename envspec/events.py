@@ -342,6 +342,7 @@ class TestFinished:
     reason: str | None
     cause: str | None  # machine-readable: BackoffLimitExceeded, DeadlineExceeded, ErrImagePull, Unschedulable...
     exit_code: int | None
+    run_id: str  # the run it belongs to (as in test_started), so a consumer of this event alone can name the Job's run
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The status types and results of envspec's events on a real Redis: CDEvents names where they exist,
-created versus modified, gc and watch, and the results record of an operation (ok and failed)."""
+created versus modified, gc, watch and test runs, and the results record of an operation (ok and failed)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ from envspec.events import (
     ObjectApplied,
     ObjectProgress,
     ObjectReady,
+    TestFinished,
+    TestLog,
+    TestProgress,
+    TestQueued,
+    TestRunStarted,
+    TestStarted,
+    TestSummary,
     WatchCycle,
 )
 from envspec.operations.run import run_operation
@@ -134,3 +141,109 @@ def test_gc_and_watch_events(redis_url: str) -> None:
         ("gc", "error", 2),
         ("gc", "success", None),
     ]
+
+
+def test_a_test_run_is_testcaserun_entries_with_cdevents_outcomes_and_a_result_listing_every_test(
+    redis_url: str,
+) -> None:
+    async def body(events: Emitter) -> None:
+        events.emit(TestRunStarted("r1", ("unit", "smoke", "lint")))
+        events.emit(TestStarted("unit", "unit-r1", "r1", "img:1", 120, 0))
+        events.emit(TestQueued("smoke", "waiting for room in the quota"))
+        events.emit(TestStarted("smoke", "smoke-r1", "r1", "img:1", 60, 1))
+        events.emit(TestLog("unit", "unit-r1-x", None, "collected 3 items"))
+        events.emit(TestProgress("smoke", "smoke-r1", 1, "retrying after exit code 3"))
+        events.emit(TestFinished("unit", "unit-r1", "passed", 2.5, 1, 0, None, None, 0, "r1"))
+        events.emit(TestFinished("smoke", "smoke-r1", "timed_out", 60.0, 2, 1, "DeadlineExceeded", "x", None, "r1"))
+        events.emit(TestFinished("lint", None, "skipped", 0.0, 0, 0, "not run", None, None, "r1"))
+        events.emit(TestSummary("r1", 1, 0, 1, 0, 1, 63.0, None, 6))
+        raise EnvspecError("1 test timed out", exit_code=6)
+
+    async def main() -> None:
+        sink = reporting_sink(redis_url, stream_prefix=PREFIX)
+        await run_operation("test", body, sink=sink, environment="shop", namespace="envspec-shop", operation_id="t1")
+
+    with contextlib.suppress(EnvspecError):
+        anyio.run(main)
+    entries = stream_entries(redis_url, STATUS)
+    assert [(e["type"], e.get("test")) for e in entries] == [
+        ("testsuiterun.started", None),
+        ("testcaserun.started", "unit"),
+        ("testcaserun.queued", "smoke"),
+        ("testcaserun.started", "smoke"),
+        ("testcaserun.finished", "unit"),
+        ("testcaserun.finished", "smoke"),
+        ("testcaserun.skipped", "lint"),  # never queued nor started: CDEvents' skipped, not finished
+        ("testsuiterun.finished", None),
+    ]
+    unit, smoke = entries[4], entries[5]
+    assert unit == {
+        "type": "testcaserun.finished",
+        "event": "test_finished",
+        "time": unit["time"],
+        "operation_id": "t1",
+        "operation": "test",
+        "environment": "shop",
+        "namespace": "envspec-shop",
+        "test": "unit",
+        "job": "unit-r1",
+        "result": "passed",
+        "outcome": "success",
+        "duration_seconds": "2.5",
+        "attempts": "1",
+        "retries": "0",
+        "exit_code": "0",
+        "run_id": "r1",
+    }
+    assert (smoke["outcome"], smoke["result"], smoke["reason"], smoke["attempts"]) == (
+        "failure",
+        "timed_out",
+        "DeadlineExceeded",
+        "2",
+    )
+    assert (entries[6]["outcome"], entries[-1]["outcome"]) == ("cancel", "failure")
+    [result] = stream_entries(redis_url, RESULTS)
+    record = json.loads(result["data"])
+    assert record == {
+        "job_id": "t1",
+        "status": "error",
+        "namespace": "envspec-shop",
+        "resources_created": ["job/unit-r1", "job/smoke-r1"],  # failed, yet its Jobs are there
+        "duration_ms": record["duration_ms"],
+        "execution_id": "shop",
+        "operation": "test",
+        "environment": "shop",
+        "time": record["time"],
+        "error": "1 test timed out",
+        "exit_code": 6,
+        "run_id": "r1",
+        "tests": [
+            {
+                "name": "unit",
+                "result": "passed",
+                "outcome": "success",
+                "duration_seconds": 2.5,
+                "attempts": 1,
+                "reason": None,
+                "cause": None,
+            },
+            {
+                "name": "smoke",
+                "result": "timed_out",
+                "outcome": "failure",
+                "duration_seconds": 60.0,
+                "attempts": 2,
+                "reason": "DeadlineExceeded",
+                "cause": "x",
+            },
+            {
+                "name": "lint",
+                "result": "skipped",
+                "outcome": "cancel",
+                "duration_seconds": 0.0,
+                "attempts": 0,
+                "reason": "not run",
+                "cause": None,
+            },
+        ],
+    }

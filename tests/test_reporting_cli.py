@@ -307,3 +307,194 @@ def test_a_report_url_that_cannot_be_a_redis_url_is_a_usage_error_with_the_passw
         )
         assert done.returncode == 2 and "Invalid value for '--report-redis'" in done.stderr
         assert REDIS_PASSWORD not in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+TESTED_SPEC = """\
+apiVersion: envspec/v1
+name: {name}
+ttl: 30m
+resources:
+  quota: {{cpu: "100", memory: 4Gi}}  # room for both tests at once: neither is queued
+databases:
+  db:
+    engine: postgresql
+    resources:
+      limits: {{cpu: 200m, memory: 256Mi}}
+services:
+  api:
+    image: registry.example.com/api:1
+    port: 8000
+    resources:
+      limits: {{cpu: 200m, memory: 128Mi}}
+tests:
+  passes:
+    image: registry.example.com/tests:1
+    env:
+      DATABASE_URL: ${{db.url}}
+    timeout: 2m
+    resources:
+      limits: {{cpu: 100m, memory: 64Mi}}
+  fails:
+    image: registry.example.com/tests:1
+    timeout: 2m
+    resources:
+      limits: {{cpu: 100m, memory: 64Mi}}
+    annotations:
+      pod-container-failed.stage.kwok.x-k8s.io/name: fails
+      pod-container-failed.stage.kwok.x-k8s.io/exit-code: "3"
+      pod-complete.stage.kwok.x-k8s.io/weight: "0"
+"""
+
+
+def flat(value: object) -> str:
+    """A value as a status entry holds it: strings as they are, the rest JSON-encoded."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_envspec_test_publishes_testcaserun_entries_with_outcomes_and_a_result_listing_every_test(
+    kube_cluster: ClusterInfo, redis_factory: RedisFactory, tmp_path: Path
+) -> None:
+    server = redis_factory(password=REDIS_PASSWORD)
+    name = "rept-" + uuid.uuid4().hex[:5]
+    namespace = f"envspec-{name}"
+    path = tmp_path / "maestro-env.yaml"
+    path.write_text(TESTED_SPEC.format(name=name))
+    spec = ["-f", str(path)]
+    up = run_envspec(kube_cluster, "up", *spec, timeout=180)
+    try:
+        assert up.returncode == 0, up.stderr
+        plain = run_envspec(kube_cluster, "test", *spec, timeout=180)
+        reported = run_envspec(kube_cluster, "test", *spec, "--report-redis", server.url, "-o", "json", timeout=180)
+        # One test fails: exit 5, with reporting as without; Redis adds no warning.
+        assert plain.returncode == reported.returncode == 5, reported.stderr
+        assert "warning" not in reported.stderr
+        events = [json.loads(line) for line in reported.stdout.splitlines()]
+        operation_id = events[0]["operation_id"]
+        [run_started] = [e for e in events if e["event"] == "test_run_started"]
+        run_id = run_started["run_id"]
+        password = b64decode(
+            kubectl(kube_cluster, "get", "secret", "db-credentials", "-n", namespace, "-o", "jsonpath={.data.password}")
+        ).decode()
+    finally:
+        down = run_envspec(kube_cluster, "down", *spec, timeout=180)
+    assert down.returncode == 0, down.stderr
+
+    status = stream_entries(server.url, STATUS)
+    for entry in status:
+        assert TIME.match(entry["time"]), entry
+        assert (entry["operation_id"], entry["operation"]) == (operation_id, "test")
+        assert (entry["environment"], entry["namespace"]) == (name, namespace)
+    tests_of = [(e["type"], e.get("test")) for e in status]
+    assert tests_of[0] == ("testsuiterun.started", None) and tests_of[-1] == ("testsuiterun.finished", None)
+    assert sorted(tests_of[1:-1]) == [
+        ("testcaserun.finished", "fails"),
+        ("testcaserun.finished", "passes"),
+        ("testcaserun.started", "fails"),
+        ("testcaserun.started", "passes"),
+    ]
+    assert "test_log" not in {e["event"] for e in status}  # log lines are not phase transitions
+
+    # Every entry holds its JSON event's fields, as flat fields, plus `type` (and `outcome` when finished).
+    as_json = {(e["event"], e.get("test")): e for e in events}
+    for entry in status:
+        event = as_json[(entry["event"], entry.get("test"))]
+        expected = {key: flat(value) for key, value in event.items() if value is not None}
+        extra = {k: entry[k] for k in ("type", "outcome") if k in entry}
+        assert entry == {**expected, **extra}, entry
+    finished = {e["test"]: e for e in status if e["type"] == "testcaserun.finished"}
+    passes, fails = finished["passes"], finished["fails"]
+    assert (passes["result"], passes["outcome"], passes["job"], passes["run_id"]) == (
+        "passed",
+        "success",
+        f"passes-{run_id}",
+        run_id,
+    )
+    assert (passes["attempts"], float(passes["duration_seconds"]) >= 0, "reason" not in passes) == ("1", True, True)
+    assert (fails["result"], fails["outcome"], fails["reason"], fails["cause"], fails["exit_code"]) == (
+        "failed",
+        "failure",
+        "exit code 3",
+        "BackoffLimitExceeded",
+        "3",
+    )
+    assert (fails["job"], fails["run_id"], fails["attempts"]) == (f"fails-{run_id}", run_id, "1")
+    suite = status[-1]
+    assert (suite["outcome"], suite["passed"], suite["failed"], suite["exit_code"]) == ("failure", "1", "1", "5")
+    started = {e["test"]: e for e in status if e["type"] == "testcaserun.started"}
+    assert started["fails"]["job"] == f"fails-{run_id}" and started["fails"]["run_id"] == run_id
+
+    # One results record, in the original format, listing every test.
+    [result] = stream_entries(server.url, RESULTS)
+    record = json.loads(result.pop("data"))
+    assert {key: flat(value) for key, value in record.items() if value is not None} == result
+    assert (record["job_id"], record["status"], record["operation"], record["exit_code"]) == (
+        operation_id,
+        "error",
+        "test",
+        5,
+    )
+    assert (record["namespace"], record["execution_id"], record["environment"]) == (namespace, name, name)
+    assert sorted(record["resources_created"]) == [f"job/fails-{run_id}", f"job/passes-{run_id}"]
+    assert record["duration_ms"] > 0 and record["run_id"] == run_id
+    assert "fails" in record["error"]
+    by_name = {test["name"]: test for test in record["tests"]}
+    assert by_name["passes"] == {
+        "name": "passes",
+        "result": "passed",
+        "outcome": "success",
+        "duration_seconds": float(passes["duration_seconds"]),
+        "attempts": 1,
+        "reason": None,
+        "cause": None,
+    }
+    assert by_name["fails"] == {
+        "name": "fails",
+        "result": "failed",
+        "outcome": "failure",
+        "duration_seconds": float(fails["duration_seconds"]),
+        "attempts": 1,
+        "reason": "exit code 3",
+        "cause": "BackoffLimitExceeded",
+    }
+
+    everything = every_value(server.url)
+    assert len(password) >= 16 and password not in everything
+    assert REDIS_PASSWORD not in everything + reported.stdout + reported.stderr
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_envspec_test_reports_through_the_variable_and_through_its_specs_reporting_section(
+    kube_cluster: ClusterInfo, redis_factory: RedisFactory, tmp_path: Path
+) -> None:
+    server = redis_factory(password=REDIS_PASSWORD)
+    name = "repv-" + uuid.uuid4().hex[:5]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(TESTED_SPEC.format(name=name))
+    reporting = "reporting:\n  redis:\n    url: ${env.SPEC_REDIS}\n    streamPrefix: t:spec\n"
+    reporting_spec = tmp_path / "reporting.yaml"
+    reporting_spec.write_text(TESTED_SPEC.format(name=name) + reporting)
+    env = {key: value for key, value in envspec_env(kube_cluster).items() if key != "ENVSPEC_REPORT_REDIS"}
+
+    def test(path: Path, extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "envspec", "test", "-f", str(path)]
+        return subprocess.run(argv, env={**env, **extra}, capture_output=True, text=True, timeout=120, check=False)
+
+    # The environment was never brought up: exit 4, reported like any failed operation.
+    by_variable = test(plain, {"ENVSPEC_REPORT_REDIS": server.url})
+    by_spec = test(reporting_spec, {"SPEC_REDIS": server.url})
+    for done in (by_variable, by_spec):
+        assert done.returncode == 4, done.stderr
+        assert "warning" not in done.stderr and REDIS_PASSWORD not in done.stdout + done.stderr
+    for stream in (RESULTS, "t:spec:results"):
+        [result] = stream_entries(server.url, stream)
+        record = json.loads(result["data"])
+        assert (record["operation"], record["status"], record["exit_code"], record["environment"]) == (
+            "test",
+            "error",
+            4,
+            name,
+        )
+        assert f"environment {name} is not on the cluster" in record["error"]

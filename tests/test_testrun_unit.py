@@ -204,7 +204,7 @@ def test_exit_codes(results: list[Result], code: int) -> None:
 
 
 def finished(test: str, result: str, reason: str | None = None, attempts: int = 1, retries: int = 0) -> TestFinished:
-    return TestFinished(test, f"{test}-abcdef", result, 2.0, attempts, retries, reason, None, None)
+    return TestFinished(test, f"{test}-abcdef", result, 2.0, attempts, retries, reason, None, None, "abcdef")
 
 
 def render(*events: Any) -> str:

@@ -393,3 +393,141 @@ def test_two_workers_never_run_requests_for_one_environment_at_once(
     for (_start, end, job), (next_start, _end, next_job) in itertools.pairwise(windows):
         assert end <= next_start, f"{job} (until {end}) overlapped {next_job} (from {next_start})"
     assert len(windows) == 3  # (their order across two workers is whichever takes the lock first)
+
+
+TESTED_DOCUMENT: dict[str, Any] = {
+    "apiVersion": "envspec/v1",
+    "ttl": "30m",
+    "resources": {"quota": {"cpu": "100", "memory": "4Gi"}},
+    "databases": {"db": {"engine": "postgresql", "resources": {"limits": {"cpu": "200m", "memory": "256Mi"}}}},
+    "services": {
+        "api": {
+            "image": "registry.example.com/api:1",
+            "port": 8000,
+            "resources": {"limits": {"cpu": "200m", "memory": "128Mi"}},
+        }
+    },
+    "tests": {
+        "passes": {
+            "image": "registry.example.com/tests:1",
+            "env": {"DATABASE_URL": "${db.url}"},
+            "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}},
+        },
+        "fails": {
+            "image": "registry.example.com/tests:1",
+            "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}},
+            "annotations": {
+                "pod-container-failed.stage.kwok.x-k8s.io/name": "fails",
+                "pod-container-failed.stage.kwok.x-k8s.io/exit-code": "3",
+                "pod-complete.stage.kwok.x-k8s.io/weight": "0",
+            },
+        },
+    },
+}
+
+
+def _id_of(entry_id: str) -> tuple[int, int]:
+    millis, _, sequence = entry_id.partition("-")
+    return int(millis), int(sequence)
+
+
+def result_written_before_ack(url: str, entry_id: str, job_id: str) -> dict[str, str]:
+    """Watch the request until it is acknowledged; at every look (one MULTI: an atomic snapshot of the
+    group, the pending list and the results), once it is delivered and no longer pending, its result
+    must be there. The result, once acknowledged."""
+    with redis.Redis.from_url(url, decode_responses=True) as client:
+        while True:
+            pipe = client.pipeline(transaction=True)
+            pipe.xinfo_groups(JOBS)
+            pipe.xpending_range(JOBS, "envspec", min=entry_id, max=entry_id, count=1)
+            pipe.xrange(RESULTS)
+            groups, still_pending, results = pipe.execute()
+            [group] = groups
+            delivered = _id_of(str(group["last-delivered-id"])) >= _id_of(entry_id)
+            found = [fields for _id, fields in results if fields.get("job_id") == job_id]
+            if delivered and not still_pending:
+                assert found, f"{job_id} was acknowledged before its result was written"
+                return dict(found[-1])
+            time.sleep(0.05)
+
+
+@pytest.mark.cluster
+@pytest.mark.redis
+def test_the_worker_runs_test_requests_and_writes_each_result_before_acknowledging_it(
+    kube_cluster: ClusterInfo, redis_factory: Callable[..., Any]
+) -> None:
+    server = redis_factory(password=REDIS_PASSWORD)
+    execution_id = "tst-" + uuid.uuid4().hex[:6]
+    namespace = f"quality-fabric-{execution_id}"
+    spec = json.dumps(TESTED_DOCUMENT)
+    with worker(server.url, envspec_env(kube_cluster)):
+        create = {"job_id": f"create-{execution_id}", "execution_id": execution_id, "operation": "create"}
+        add(server.url, {**create, "spec": spec})
+        created = wait_until(lambda: result_of(server.url, create["job_id"]), "the create's result")
+        try:
+            assert created["status"] == "success", created
+            # The spec's tests, by name (flat fields: `spec` and `tests` JSON-encoded).
+            job_id = f"test-{execution_id}"
+            request = {"job_id": job_id, "execution_id": execution_id, "operation": "test"}
+            entry_id = add(server.url, {**request, "spec": spec, "tests": json.dumps(["passes", "fails"])})
+            tested = result_written_before_ack(server.url, entry_id, job_id)
+            record = json.loads(tested.pop("data"))
+            assert (record["status"], record["operation"], record["namespace"], record["execution_id"]) == (
+                "error",
+                "test",
+                namespace,
+                execution_id,
+            )
+            assert record["exit_code"] == 5 and "fails" in record["error"]
+            run_id = record["run_id"]
+            assert sorted(record["resources_created"]) == [f"job/fails-{run_id}", f"job/passes-{run_id}"]
+            by_name = {test["name"]: test for test in record["tests"]}
+            assert by_name["passes"] == {
+                "name": "passes",
+                "result": "passed",
+                "outcome": "success",
+                "duration_seconds": by_name["passes"]["duration_seconds"],
+                "attempts": 1,
+                "reason": None,
+                "cause": None,
+            }
+            assert (by_name["fails"]["result"], by_name["fails"]["outcome"], by_name["fails"]["reason"]) == (
+                "failed",
+                "failure",
+                "exit code 3",
+            )
+            assert (tested["status"], tested["job_id"], tested["run_id"]) == ("error", job_id, run_id)
+
+            status = [e for e in stream_entries(server.url, STATUS) if e["operation_id"] == job_id]
+            assert all((e["operation"], e["namespace"]) == ("test", namespace) for e in status)
+            finished = {e["test"]: e for e in status if e["type"] == "testcaserun.finished"}
+            assert {name: (e["outcome"], e["run_id"]) for name, e in finished.items()} == {
+                "passes": ("success", run_id),
+                "fails": ("failure", run_id),
+            }
+            assert {e["test"] for e in status if e["type"] == "testcaserun.started"} == {"passes", "fails"}
+
+            # The original's ad hoc test: `test_image` + `test_command`, as one `data` field.
+            adhoc = {"job_id": f"adhoc-{execution_id}", "execution_id": execution_id, "operation": "test"}
+            adhoc.update(test_image="curlimages/curl:8", test_command="curl --fail http://api:8000/")
+            entry_id = add(server.url, {"data": json.dumps({**adhoc, "spec": TESTED_DOCUMENT})})
+            passed = json.loads(result_written_before_ack(server.url, entry_id, adhoc["job_id"])["data"])
+            assert (passed["status"], passed["exit_code"], [t["name"] for t in passed["tests"]]) == (
+                "success",
+                0,
+                ["adhoc"],
+            )
+            assert passed["tests"][0]["outcome"] == "success"
+            assert passed["resources_created"] == [f"job/adhoc-{passed['run_id']}"]
+            db_password = base64.b64decode(
+                run_kubectl(
+                    kube_cluster, "get", "secret", "db-credentials", "-n", namespace, "-o", "jsonpath={.data.password}"
+                ).stdout
+            ).decode()
+        finally:
+            add(server.url, {"job_id": f"delete-{execution_id}", "execution_id": execution_id, "operation": "delete"})
+            wait_until(lambda: result_of(server.url, f"delete-{execution_id}"), "the delete's result")
+    assert stream_entries(server.url, DEAD) == []
+    everything = json.dumps([stream_entries(server.url, s) for s in (RESULTS, STATUS, DEAD)])
+    assert len(db_password) >= 16 and db_password not in everything
+    assert REDIS_PASSWORD not in everything

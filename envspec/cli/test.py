@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from envspec.cli.options import Duration, cluster_options, env_id, output_format, spec_file, target
+from envspec.cli.options import Duration, cluster_options, env_id, output_format, report_option, spec_file, target
 
 EPILOG = """\b
 Exit codes:
@@ -60,6 +60,7 @@ def _env_pairs(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--name", "ad_hoc_name", metavar="NAME", default=None, help=f"The ad-hoc test's name ({AD_HOC_NAME}).")
 @output_format("table", "json", default="table")
 @cluster_options
+@report_option
 def command(
     names: tuple[str, ...],
     file: str,
@@ -96,8 +97,9 @@ def command(
       envspec test smoke -o json
       envspec test --image python:3.12 --command "pytest tests/" --env 'API_URL=${api.url}'
     """
-    from envspec.operations.spec import test_plans
+    from envspec.operations.spec import test_plans_of
     from envspec.operations.test import TestOptions, run_tests
+    from envspec.pipeline import load_spec
     from envspec.runner import ApplyOptions
 
     if keep and cleanup:
@@ -114,7 +116,8 @@ def command(
             test["command"] = command_line
         extra[name] = test
         selected = (*names, name)
-    plans = test_plans(file, env_id, os.environ, extra_tests=extra)  # a bad spec fails here, before any request
+    spec = load_spec(file, os.environ, extra_tests=extra)  # a bad spec fails here, before any request
+    plans = test_plans_of(spec, env_id)
     draft = plans.environment(None)
     options = TestOptions(
         names=selected,
@@ -138,4 +141,6 @@ def command(
         environment=draft.environment,
         namespace=draft.namespace,
         detail=file,
+        spec=spec,
+        env_id=env_id,
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from envspec.compiler import substitute
 from envspec.operations.environments import EnvironmentRef
@@ -41,20 +40,8 @@ class TestPlans:
     tests: tuple[str, ...]  # every test of the spec (ad-hoc ones included), in the spec's order
 
 
-def test_plans(
-    file: str,
-    env_id: str | None,
-    environ: Mapping[str, str],
-    *,
-    extra_tests: Mapping[str, Mapping[str, Any]] | None = None,
-    stdin_text: str | None = None,
-) -> TestPlans:
-    """Load and validate the spec (with `extra_tests` added) now; compile on demand."""
-    return test_plans_of(load_spec(file, environ, stdin_text=stdin_text, extra_tests=extra_tests), env_id)
-
-
 def test_plans_of(spec: ValidSpec, env_id: str | None = None) -> TestPlans:
-    """The plans of `envspec test` for a spec validated already (the worker's requests)."""
+    """The plans of `envspec test` for a spec validated already (the CLI's, with its ad-hoc test; a request's)."""
     checked_id = check_id(env_id)
 
     def environment(secrets: Mapping[SecretSlot, str] | None) -> Plan:

@@ -289,6 +289,7 @@ class TestCase:
             seconds=self.seconds,
             reason=reason,
             cause=outcome.cause if outcome is not None else None,
+            attempts=outcome.attempts if outcome is not None else 0,
             log=tuple(self.log),
             log_lines_total=self.log_total,
         )
@@ -699,6 +700,7 @@ class _Run:
                 reason=outcome.reason if outcome else "not run",
                 cause=outcome.cause if outcome else None,
                 exit_code=outcome.exit_code if outcome else None,
+                run_id=self.run_id,
             )
         )
 

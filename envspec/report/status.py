@@ -2,7 +2,7 @@
 
 The Redis sink (`redis_sink.RedisStreamSink`) knows no event; this module tells it
 which envelopes are phase transitions and with which `type` (`StatusTypes`), which
-envelope ends an operation and what its result record is (`result_of`), and builds it
+envelope ends an operation and what its result record is (`Results`), and builds it
 (`reporting_sink`). Types use the CDEvents vocabulary where it has a name for the
 phase (`environment.created`, `environment.modified`, `environment.deleted`), so
 CDEvents consumers can read the stream, and `envspec.*` names otherwise:
@@ -16,15 +16,26 @@ CDEvents consumers can read the stream, and `envspec.*` names otherwise:
     gc would delete (dry run) / skipped / stuck / failed   envspec.gc.would_delete / .skipped / .stuck / .failed
     one gc sweep finished                                  envspec.gc.swept
     a watch edit that does not validate                    envspec.environment.invalid
+    a test run begins / ends (`envspec test`, worker test)  testsuiterun.started / testsuiterun.finished
+    a test waits for room in the quota                      testcaserun.queued
+    a test's Job is created                                 testcaserun.started
+    a test reached its outcome                              testcaserun.finished
+    a test the run never got to (never queued or started)   testcaserun.skipped
 
-Progress lines (`object_progress`), waves and lease renewals are not phase transitions:
-they stay on the terminal.
+`testcaserun.finished` and `testsuiterun.finished` entries carry CDEvents' `outcome`
+(`success`, `failure`, `cancel`, `error`: see `results.CDEVENTS_OUTCOMES`) beside
+envspec's own `result`. The results record of a test operation lists every test
+(`results.case_record`), its `run_id`, and the test Jobs in `resources_created`.
+
+Progress lines (`object_progress`, `test_progress`), log lines, waves and lease
+renewals are not phase transitions: they stay on the terminal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from envspec.errors import ExitCode
 from envspec.events import (
     Envelope,
     EnvironmentReady,
@@ -42,12 +53,17 @@ from envspec.events import (
     OperationStarted,
     Pruned,
     Summary,
+    TestFinished,
+    TestQueued,
+    TestRunStarted,
+    TestStarted,
+    TestSummary,
     WatchCycle,
     WatchSpecInvalid,
     envelope_to_dict,
 )
 from envspec.report.redis_sink import DEFAULT_MAXLEN, DEFAULT_STREAM_PREFIX, RedisStreamSink
-from envspec.report.results import OperationResult
+from envspec.report.results import OperationResult, case_record, cdevents_outcome, run_outcome
 
 ENVIRONMENT_CREATED = "environment.created"
 ENVIRONMENT_MODIFIED = "environment.modified"
@@ -55,6 +71,12 @@ ENVIRONMENT_DELETED = "environment.deleted"
 # Operations that bring an environment up: their start is "applying", their failure "failed".
 APPLYING_OPERATIONS = frozenset({"up", "create"})
 DELETING_OPERATIONS = frozenset({"down", "delete"})
+TESTCASERUN_QUEUED = "testcaserun.queued"
+TESTCASERUN_STARTED = "testcaserun.started"
+TESTCASERUN_FINISHED = "testcaserun.finished"
+TESTCASERUN_SKIPPED = "testcaserun.skipped"
+TESTSUITERUN_STARTED = "testsuiterun.started"
+TESTSUITERUN_FINISHED = "testsuiterun.finished"
 
 
 class StatusTypes:
@@ -67,6 +89,8 @@ class StatusTypes:
 
     def __init__(self) -> None:
         self._created_namespace: set[str] = set()  # operation ids whose run created the namespace
+        # (operation id, test) of tests queued or started: CDEvents' `skipped` is only for the others.
+        self._begun: set[tuple[str, str]] = set()
 
     def __call__(self, envelope: Envelope) -> str | None:
         event = envelope.event
@@ -111,16 +135,87 @@ class StatusTypes:
                 return ENVIRONMENT_MODIFIED if event.ok else "envspec.environment.failed"
             case WatchSpecInvalid():
                 return "envspec.environment.invalid"
+            case TestRunStarted():
+                return TESTSUITERUN_STARTED
+            case TestQueued():
+                self._begun.add((envelope.operation_id, event.test))
+                return TESTCASERUN_QUEUED
+            case TestStarted():
+                self._begun.add((envelope.operation_id, event.test))
+                return TESTCASERUN_STARTED
+            case TestFinished():
+                begun = (envelope.operation_id, event.test) in self._begun
+                self._begun.discard((envelope.operation_id, event.test))
+                return TESTCASERUN_FINISHED if begun or event.job is not None else TESTCASERUN_SKIPPED
+            case TestSummary():
+                return TESTSUITERUN_FINISHED
             case OperationFinished():
                 # Its result says how it ended; forget it (a worker's sink lives for many operations).
                 self._created_namespace.discard(envelope.operation_id)
+                self._begun = {key for key in self._begun if key[0] != envelope.operation_id}
         return None
 
 
-def result_of(envelope: Envelope) -> OperationResult | None:
-    """The `<prefix>:results` record of an operation's last event (and of each watch cycle); else None."""
-    event = envelope.event
-    if isinstance(event, OperationFinished):
+class Results:
+    """`envelope -> OperationResult | None`: the `<prefix>:results` record of an operation's last event
+    (and of each watch cycle).
+
+    A test operation's record also lists its tests, as their `test_finished` events said,
+    its `run_id`, and its test Jobs in `resources_created` (also when tests failed and the
+    operation ended with an error): it remembers them per operation until its end.
+    Called in emit order, as the sink calls it.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[str, _TestRun] = {}  # operation id -> what its test run said so far
+
+    def __call__(self, envelope: Envelope) -> OperationResult | None:
+        event = envelope.event
+        match event:
+            case TestRunStarted():
+                self._runs[envelope.operation_id] = _TestRun(event.run_id)
+            case TestStarted():
+                self._run(envelope).jobs.append(f"job/{event.job}")
+            case TestFinished():
+                self._run(envelope).tests.append(
+                    case_record(
+                        event.test,
+                        event.result,
+                        duration_seconds=event.duration_seconds,
+                        attempts=event.attempts,
+                        reason=event.reason,
+                        cause=event.cause,
+                    )
+                )
+            case OperationFinished():
+                return self._finished(envelope, event)
+            case WatchCycle():
+                return OperationResult(
+                    job_id=envelope.operation_id,
+                    operation=envelope.operation,
+                    ok=event.ok,
+                    execution_id=envelope.environment,
+                    environment=envelope.environment,
+                    namespace=envelope.namespace,
+                    resources_created=(*event.created, *event.configured),
+                    duration_ms=round(event.seconds * 1000),
+                    error=None if event.ok else event.message,
+                    time=envelope.time,
+                    extra={"cycle": event.cycle, "pruned": list(event.pruned)},
+                )
+        return None
+
+    def _run(self, envelope: Envelope) -> _TestRun:
+        return self._runs.setdefault(envelope.operation_id, _TestRun(None))
+
+    def _finished(self, envelope: Envelope, event: OperationFinished) -> OperationResult:
+        extra: dict[str, object] = {"exit_code": event.exit_code}
+        resources = event.resources
+        run = self._runs.pop(envelope.operation_id, None)
+        if run is not None:
+            extra.update(run_id=run.run_id, tests=run.tests)
+            # A run whose tests failed ends with an error, which names no resources: its Jobs are still there.
+            resources = resources or tuple(run.jobs)
         return OperationResult(
             job_id=envelope.operation_id,
             operation=envelope.operation,
@@ -128,27 +223,19 @@ def result_of(envelope: Envelope) -> OperationResult | None:
             execution_id=envelope.environment,
             environment=envelope.environment,
             namespace=envelope.namespace,
-            resources_created=event.resources,
+            resources_created=resources,
             duration_ms=round(event.seconds * 1000),
             error=None if event.ok else event.message or f"exit code {event.exit_code}",
             time=envelope.time,
-            extra={"exit_code": event.exit_code},
+            extra=extra,
         )
-    if isinstance(event, WatchCycle):
-        return OperationResult(
-            job_id=envelope.operation_id,
-            operation=envelope.operation,
-            ok=event.ok,
-            execution_id=envelope.environment,
-            environment=envelope.environment,
-            namespace=envelope.namespace,
-            resources_created=(*event.created, *event.configured),
-            duration_ms=round(event.seconds * 1000),
-            error=None if event.ok else event.message,
-            time=envelope.time,
-            extra={"cycle": event.cycle, "pruned": list(event.pruned)},
-        )
-    return None
+
+
+class _TestRun:
+    def __init__(self, run_id: str | None) -> None:
+        self.run_id = run_id
+        self.jobs: list[str] = []
+        self.tests: list[dict[str, object]] = []
 
 
 def reporting_sink(
@@ -168,7 +255,7 @@ def reporting_sink(
         url,
         status_type=StatusTypes(),
         to_fields=_fields,
-        result_of=result_of if results else None,
+        result_of=Results() if results else None,
         stream_prefix=stream_prefix,
         maxlen=maxlen,
         on_warning=on_warning,
@@ -176,4 +263,16 @@ def reporting_sink(
 
 
 def _fields(envelope: Envelope) -> Mapping[str, object]:
-    return envelope_to_dict(envelope)
+    """The event's JSON form; a finished test or test run adds its CDEvents `outcome`."""
+    fields = envelope_to_dict(envelope)
+    event = envelope.event
+    if isinstance(event, TestFinished):
+        fields["outcome"] = cdevents_outcome(event.result)
+    elif isinstance(event, TestSummary):
+        fields["outcome"] = run_outcome(
+            failed=event.failed,
+            timed_out=event.timed_out,
+            errors=event.errors,
+            interrupted=event.exit_code == ExitCode.INTERRUPTED,
+        )
+    return fields

@@ -36,7 +36,7 @@ from envspec.operations.up import up
 from envspec.pipeline import build_plan
 from envspec.plan import Plan, SecretSlot
 from envspec.present import ls_json, status_json
-from envspec.report.results import OperationResult
+from envspec.report.results import OperationResult, case_record
 from envspec.runner import ApplyOptions
 from envspec.service.requests import (
     Request,
@@ -176,13 +176,14 @@ def _test_details(result: TestRunResult) -> dict[str, Any]:
         "run_id": result.run_id,
         "exit_code": result.exit_code,
         "tests": [
-            {
-                "name": case.name,
-                "result": case.result.value,
-                "duration_seconds": round(case.seconds, 3),
-                "reason": case.reason,
-                "cause": case.cause,
-            }
+            case_record(
+                case.name,
+                case.result.value,
+                duration_seconds=case.seconds,
+                attempts=case.attempts,
+                reason=case.reason,
+                cause=case.cause,
+            )
             for case in result.cases
         ],
     }
