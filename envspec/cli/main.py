@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extend": ("extend", "Push an environment's expiry to now + TTL."),
     "gc": ("gc", "Delete expired environments."),
     "watch": ("watch", "Bring an environment up and reapply on every spec change."),
+    "serve": ("serve", "Serve the REST API of the k8s-execution service (port 8004)."),
     "cluster": ("cluster", "Manage the local Kubernetes cluster for development and CI."),
 }
 

@@ -150,3 +150,16 @@ def _number(
     bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
     problems.append(f"{name}={text!r}: must be a whole number {bound}")
     return default
+
+
+DEFAULT_SERVICE_PORT = 8004
+
+
+def service_port(environ: Mapping[str, str]) -> int:
+    """`SERVICE_PORT` (the original's), else 8004; SettingsError when it is not a port."""
+    text = _get(environ, "SERVICE_PORT")
+    if text is None:
+        return DEFAULT_SERVICE_PORT
+    if text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text)
+    raise SettingsError([f"SERVICE_PORT={text!r}: must be a whole number between 1 and 65535"])

@@ -1,0 +1,622 @@
+"""`envspec serve`'s application: the original service's REST API over the shared operations.
+
+Every endpoint lives under `/api/v1/k8s-execution` and calls `envspec.service.operations`
+(the module the worker uses too): nothing here applies, waits or deletes by itself.
+Environments are read from the cluster on every request; the operations this server
+started (creates and deletes run in the background and answer `202 Accepted`) are
+kept by the `Board`.
+
+Errors are JSON everywhere: `{"detail": "...", "problems": [{"path", "message"}]}`.
+422 lists every problem of a body with its JSON path, 413 refuses bodies over 1 MiB,
+404/405 for unknown routes, 503 when the Kubernetes API cannot be reached, and 500
+(`internal error`, no traceback) for a bug, which is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+import anyio
+from fastapi import Depends, FastAPI, Query, Response
+from fastapi import Path as PathParam
+from fastapi import Request as HttpRequest
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from envspec import __version__
+from envspec.api import models
+from envspec.api.auth import Access, Tokens
+from envspec.api.board import Board, Tracked, wait_for
+from envspec.errors import ClusterError, EnvspecError, ExitCode
+from envspec.events import Emitter, envelope_to_dict
+from envspec.pipeline import build_plan
+from envspec.report.results import OperationResult
+from envspec.service.operations import (
+    Service,
+    cluster_version,
+    find_environment,
+    list_environments,
+    lookup_namespace,
+    serve,
+)
+from envspec.service.requests import (
+    MAX_REQUEST_BYTES,
+    Request,
+    RequestError,
+    RequestProblem,
+    parse_request,
+    validate_request_spec,
+)
+from envspec.sinks import Recorder
+
+PREFIX = "/api/v1/k8s-execution"
+DOCS_ASSETS = "/docs/assets"
+MAX_WAIT_SECONDS = 600.0
+ENVIRONMENT_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# `key=value` of a label filter: an optional DNS prefix, a name, a value (Kubernetes' syntax).
+LABEL_FILTER = re.compile(
+    r"(?:[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+    r"=([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"
+)
+
+logger = logging.getLogger("envspec.api")
+
+EnvironmentId = Annotated[
+    str,
+    PathParam(
+        min_length=1, max_length=63, pattern=ENVIRONMENT_ID, description="The environment's id (its execution_id)."
+    ),
+]
+BEARER = HTTPBearer(auto_error=False, description="A token of ENVSPEC_API_TOKENS or --token-file.")
+# Module level: FastAPI resolves these annotations by name, which it cannot do for a local.
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+Wait = Annotated[
+    float,
+    Query(ge=0, le=MAX_WAIT_SECONDS, description="Block up to this many seconds until the running operation ends."),
+]
+
+
+class ResultReporter(Protocol):
+    """Where the results of operations go besides the answers (the Redis sink has this shape)."""
+
+    async def start(self) -> None: ...
+
+    def publish_result(self, result: OperationResult) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    service: Service
+    tokens: Tokens
+    auth: bool = True  # False only with --no-auth on a loopback host (the CLI checks that)
+    redis_url: str | None = None  # for /health and for reporting results
+    redis_masked: str | None = None  # the URL as shown (password masked)
+    max_running: int = 4
+    reporter: ResultReporter | None = None  # --report-redis: every operation's result to `<prefix>:results`
+    redis_check: Callable[[], Awaitable[str | None]] | None = None  # None: reachable, else why not
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, with the problems to list."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        problems: list[RequestProblem] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.problems = problems or []
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    status: int, detail: str, problems: list[RequestProblem] | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    body = {"detail": detail, "problems": [{"path": p.path, "message": p.message} for p in problems or []]}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": models.ErrorBody, "description": "No token, or one the server does not know."},
+    403: {"model": models.ErrorBody, "description": "A read-only token on a write."},
+    413: {"model": models.ErrorBody, "description": "The body is over 1 MiB."},
+    422: {"model": models.ErrorBody, "description": "Every problem of the request, with its JSON path."},
+    503: {"model": models.ErrorBody, "description": "The Kubernetes API cannot be reached."},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": models.ErrorBody, "description": "No such environment."}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": models.ErrorBody, "description": "Not managed by envspec, or an operation is running on it."}
+}
+
+
+class BodyLimit:
+    """Refuses request bodies over `limit` bytes with 413, by Content-Length or while reading them."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_large = int(value) > self.limit
+                except ValueError:
+                    too_large = False
+                if too_large:
+                    await self._refuse(scope, receive, send)
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        response = error_response(413, f"the request body is over {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(config: ApiConfig) -> FastAPI:
+    """The application; operations run in a task group that lives as long as the server."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reporter = config.reporter
+        if reporter is not None:
+            await reporter.start()
+        try:
+            async with anyio.create_task_group() as group:
+                publish = reporter.publish_result if reporter is not None else None
+                app.state.board = Board(group, max_running=config.max_running, on_result=publish)
+                yield
+                # Stopping: running operations are cancelled (each says so in its last event).
+                group.cancel_scope.cancel()
+        finally:
+            if reporter is not None:
+                await reporter.close()
+
+    app = FastAPI(
+        title="envspec",
+        version=__version__,
+        description="Ephemeral Kubernetes test environments: the k8s-execution service's REST API.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
+    install_error_handlers(app)
+    install_docs(app)
+    service = config.service
+
+    def need(access: Access) -> Callable[..., Awaitable[None]]:
+        async def check(credentials: Credentials) -> None:
+            if not config.auth:
+                return
+            granted = config.tokens.access(credentials.credentials if credentials else None)
+            if granted is Access.NONE:
+                raise ApiError(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+            if access is Access.WRITE and granted is Access.READ:
+                raise ApiError(403, "this token may only read")
+
+        return check
+
+    read = [Depends(need(Access.READ))]
+    write = [Depends(need(Access.WRITE))]
+
+    def board(request: HttpRequest) -> Board:
+        found: Board = request.app.state.board
+        return found
+
+    @app.get(f"{PREFIX}/health", response_model=models.Health, tags=["service"])
+    async def health() -> models.Health:
+        """Liveness, and whether the Kubernetes API (and Redis, when configured) can be reached. No token needed."""
+        try:
+            version = await cluster_version(service)
+            kubernetes = models.ClusterHealth(reachable=True, version=version)
+        except EnvspecError as exc:
+            kubernetes = models.ClusterHealth(reachable=False, error=exc.message)
+        redis: models.RedisHealth | None = None
+        if config.redis_url is not None and config.redis_check is not None:
+            problem = await config.redis_check()
+            redis = models.RedisHealth(reachable=problem is None, url=config.redis_masked or "", error=problem)
+        healthy = kubernetes.reachable and (redis is None or redis.reachable)
+        return models.Health(
+            status="healthy" if healthy else "degraded", version=__version__, kubernetes=kubernetes, redis=redis
+        )
+
+    @app.post(
+        f"{PREFIX}/environments",
+        status_code=202,
+        response_model=models.Accepted,
+        dependencies=write,
+        responses={**ERRORS, **CONFLICT},
+        tags=["environments"],
+    )
+    async def create_environment(body: models.CreateEnvironment, request: HttpRequest, response: Response) -> Any:
+        """Create (or update) an environment from the original `config` shorthand or a whole `spec`.
+
+        Answers 202 at once; the environment's status (`Location`) says how the create goes.
+        """
+        data = body.model_dump(exclude_none=True)
+        data["operation"] = "create"
+        parsed = _parse(data, service)
+        valid = _validated(parsed, service)
+        draft = build_plan(valid, secrets=None)
+        environment = parsed.environment()
+        operations = board(request)
+        if operations.running(environment) is not None:
+            raise ApiError(409, f"an operation is running on environment {environment}: wait for it to end")
+        existing = await lookup_namespace(service, draft.namespace)
+        if existing is not None and not existing.managed:
+            raise ApiError(409, f"namespace {draft.namespace} exists and envspec does not manage it")
+        if existing is not None and existing.environment not in ("", environment):
+            raise ApiError(409, f"namespace {draft.namespace} belongs to environment {existing.environment}")
+        job_id = parsed.job_id or secrets.token_hex(8)
+        tracked = Tracked(job_id, "create", environment, draft.namespace)
+        operations.start(tracked, _runner(parsed, service, job_id))
+        return _accepted(tracked, response)
+
+    @app.get(
+        f"{PREFIX}/environments",
+        response_model=list[models.EnvironmentSummary],
+        dependencies=read,
+        responses=ERRORS,
+        tags=["environments"],
+    )
+    async def list_all(
+        request: HttpRequest,
+        label: Annotated[
+            list[str] | None, Query(description="`key=value`: only environments with this label (repeatable).")
+        ] = None,
+    ) -> Any:
+        """Every environment, as `envspec ls -o json` lists them."""
+        filters = label or []
+        bad = [
+            RequestProblem(f"label[{i}]", "expected key=value with a label's name and value")
+            for i, text in enumerate(filters)
+            if not LABEL_FILTER.fullmatch(text)
+        ]
+        if bad:
+            raise ApiError(422, "invalid label filter", bad)
+        rows = await list_environments(service, label_selector=",".join(filters) or None)
+        operations = board(request)
+        return [_summary(row, operations.running(str(row["name"]))) for row in rows]
+
+    @app.get(
+        f"{PREFIX}/environments/{{environment_id}}",
+        response_model=models.EnvironmentStatus,
+        dependencies=read,
+        responses={**ERRORS, **NOT_FOUND},
+        tags=["environments"],
+    )
+    async def get_environment(environment_id: EnvironmentId, request: HttpRequest, wait: Wait = 0) -> Any:
+        """The environment's objects and readiness (as `envspec status -o json`) and its last operation."""
+        operations = board(request)
+        running = operations.running(environment_id)
+        if running is not None and wait > 0:
+            await wait_for(running, wait)
+        return await _environment_status(environment_id, operations)
+
+    @app.delete(
+        f"{PREFIX}/environments/{{environment_id}}",
+        status_code=202,
+        response_model=models.Accepted,
+        dependencies=write,
+        responses={**ERRORS, **NOT_FOUND, **CONFLICT},
+        tags=["environments"],
+    )
+    async def delete_environment(environment_id: EnvironmentId, request: HttpRequest, response: Response) -> Any:
+        """Delete the environment (its namespace); 202 at once, gone when its status answers 404."""
+        operations = board(request)
+        if operations.running(environment_id) is not None:
+            raise ApiError(409, f"an operation is running on environment {environment_id}: wait for it to end")
+        lookup = await find_environment(service, environment_id)
+        if lookup.namespace is None:
+            raise ApiError(404, f"environment {environment_id} is not on the cluster")
+        if not lookup.managed:
+            raise ApiError(409, f"namespace {lookup.namespace} is not managed by envspec: refusing to delete it")
+        parsed = _parse({"operation": "delete", "execution_id": lookup.environment}, service)
+        job_id = secrets.token_hex(8)
+        tracked = Tracked(job_id, "delete", lookup.environment, lookup.namespace)
+        operations.start(tracked, _runner(parsed, service, job_id))
+        return _accepted(tracked, response)
+
+    @app.post(
+        f"{PREFIX}/environments/{{environment_id}}/extend",
+        response_model=models.Operation,
+        dependencies=write,
+        responses={**ERRORS, **NOT_FOUND, **CONFLICT},
+        tags=["environments"],
+    )
+    async def extend_environment(environment_id: EnvironmentId, body: models.ExtendEnvironment | None = None) -> Any:
+        """Push the environment's expiry to now + `ttl_minutes` (or its own TTL)."""
+        lookup = await find_environment(service, environment_id)
+        if lookup.namespace is None:
+            raise ApiError(404, f"environment {environment_id} is not on the cluster")
+        if not lookup.managed:
+            raise ApiError(409, f"namespace {lookup.namespace} is not managed by envspec: refusing to extend it")
+        minutes = body.ttl_minutes if body is not None else None
+        # The request model wants the minutes for a worker's extend; without them here the
+        # handler extends by the environment's own TTL, as `envspec extend` does.
+        parsed = Request.model_validate(
+            {"operation": "extend", "execution_id": lookup.environment, "ttl_minutes": minutes}
+        )
+        result = await _run_now(parsed, service)
+        if not result.ok:
+            raise _failure(result)
+        return result.record()
+
+    @app.get(
+        f"{PREFIX}/environments/{{environment_id}}/events",
+        dependencies=read,
+        responses={
+            **ERRORS,
+            **NOT_FOUND,
+            200: {"content": {"text/event-stream": {}}, "description": "Server-sent events, one per typed event."},
+        },
+        response_class=StreamingResponse,
+        tags=["environments"],
+    )
+    async def environment_events(environment_id: EnvironmentId, request: HttpRequest) -> StreamingResponse:
+        """The typed events of the environment's current (or last) operation as server-sent events.
+
+        Each event's `event:` is its type (`object_ready`, `operation_finished`, ...) and its
+        `data:` the JSON form `envspec up -o json` prints; the stream ends with the operation.
+        """
+        operations = board(request)
+        tracked = operations.running(environment_id) or operations.latest(environment_id)
+        if tracked is None:
+            raise ApiError(404, f"no operation of this server on environment {environment_id}")
+
+        async def stream() -> AsyncIterator[bytes]:
+            async with operations.follow(tracked) as events:
+                async for envelope in events:
+                    data = json.dumps(envelope_to_dict(envelope), separators=(",", ":"))
+                    yield f"event: {envelope.name}\ndata: {data}\n\n".encode()
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.post(
+        f"{PREFIX}/cleanup",
+        response_model=models.CleanupResult,
+        dependencies=write,
+        responses=ERRORS,
+        tags=["service"],
+    )
+    async def cleanup(body: models.Cleanup | None = None) -> Any:
+        """One sweep of the janitor (`envspec gc`): delete the environments whose TTL has passed."""
+        dry_run = body.dry_run if body is not None else False
+        parsed = _parse({"operation": "cleanup", "dry_run": dry_run}, service)
+        result = await _run_now(parsed, service)
+        record = result.record()
+        record.setdefault("dry_run", dry_run)
+        record.setdefault("deleted", [])
+        record.setdefault("examined", 0)
+        record.setdefault("failed", {})
+        return record
+
+    async def _environment_status(environment_id: str, operations: Board) -> dict[str, Any]:
+        running = operations.running(environment_id)
+        latest = operations.latest(environment_id)
+        lookup = await find_environment(service, environment_id)
+        if not lookup.found:
+            if running is not None and running.operation == "create":
+                return _placeholder(running)
+            raise ApiError(404, f"environment {environment_id} is not on the cluster")
+        result = await _run_now(_parse({"operation": "status", "execution_id": lookup.environment}, service), service)
+        if not result.ok:
+            if running is not None:
+                return _placeholder(running)
+            raise ApiError(404, f"environment {environment_id} is not on the cluster")
+        report: dict[str, Any] = dict(result.extra["environment_status"])
+        report["execution_id"] = report["environment_id"] = report["environment"]
+        report["operation"] = latest.record() if latest is not None else None
+        report["status"] = _state(report, running, latest)
+        return report
+
+    return app
+
+
+def _parse(data: Mapping[str, Any], service: Service) -> Request:
+    try:
+        return parse_request(data, service.settings)
+    except RequestError as exc:
+        raise ApiError(422, "invalid request", list(exc.problems)) from None
+
+
+def _validated(request: Request, service: Service) -> Any:
+    try:
+        return validate_request_spec(request, service.settings)
+    except RequestError as exc:
+        raise ApiError(422, "invalid request", list(exc.problems)) from None
+
+
+def _runner(request: Request, service: Service, job_id: str) -> Callable[[Emitter], Awaitable[OperationResult]]:
+    tagged = request.model_copy(update={"job_id": job_id})
+
+    async def body(events: Emitter) -> OperationResult:
+        return await serve(tagged, service, events=events)
+
+    return body
+
+
+async def _run_now(request: Request, service: Service) -> OperationResult:
+    """A quick operation (status, extend, cleanup), answered in the request itself."""
+    events = Emitter(Recorder(), operation=request.operation, operation_id=request.job_id)
+    try:
+        return await serve(request, service, events=events)
+    except RequestError as exc:
+        raise ApiError(422, "invalid request", list(exc.problems)) from None
+
+
+def _failure(result: OperationResult) -> ApiError:
+    """A quick operation that ran and failed: 503 when the cluster could not be reached, else 409."""
+    unreachable = result.extra.get("exit_code") == int(ExitCode.CLUSTER)
+    return ApiError(503 if unreachable else 409, result.error or f"{result.operation} failed")
+
+
+def _accepted(tracked: Tracked, response: Response) -> dict[str, Any]:
+    location = f"{PREFIX}/environments/{tracked.environment}"
+    response.headers["Location"] = location
+    environment = tracked.environment or ""
+    return {
+        "job_id": tracked.job_id,
+        "operation": tracked.operation,
+        "status": tracked.status,
+        "execution_id": environment,
+        "environment_id": environment,
+        "namespace": tracked.namespace,
+        "location": location,
+    }
+
+
+def _placeholder(running: Tracked) -> dict[str, Any]:
+    """An environment whose create has not reached the cluster yet."""
+    environment = running.environment or ""
+    return {
+        "environment": environment,
+        "execution_id": environment,
+        "environment_id": environment,
+        "namespace": running.namespace,
+        "phase": "",
+        "status": "creating",
+        "expires_at": None,
+        "expires_in_seconds": None,
+        "ready": 0,
+        "total": 0,
+        "objects": [],
+        "operation": running.record(),
+    }
+
+
+def _state(report: Mapping[str, Any], running: Tracked | None, latest: Tracked | None) -> str:
+    if running is not None:
+        return "deleting" if running.operation == "delete" else "creating"
+    if report.get("phase") == "Terminating":
+        return "deleting"
+    if any(row.get("failed") for row in report.get("objects", [])):
+        return "failed"
+    if report.get("ready") == report.get("total"):
+        return "ready"
+    if latest is not None and latest.status == "error":
+        return "failed"
+    return "not_ready"
+
+
+def _summary(row: Mapping[str, Any], running: Tracked | None) -> dict[str, Any]:
+    summary = dict(row)
+    summary["execution_id"] = summary["environment_id"] = row["name"]
+    if running is not None:
+        summary["status"] = "deleting" if running.operation == "delete" else "creating"
+    elif row.get("phase") == "Terminating":
+        summary["status"] = "deleting"
+    else:
+        summary["status"] = "ready" if row.get("ready") == row.get("total") else "not_ready"
+    return summary
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: HttpRequest, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.detail, exc.problems, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: HttpRequest, exc: RequestValidationError) -> JSONResponse:
+        problems = [_validation_problem(error) for error in exc.errors()]
+        return error_response(422, "invalid request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: HttpRequest, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "error"
+        return error_response(exc.status_code, detail, headers=exc.headers)
+
+    @app.exception_handler(ClusterError)
+    async def cluster_error(request: HttpRequest, exc: ClusterError) -> JSONResponse:
+        return error_response(503, exc.message)
+
+    @app.exception_handler(EnvspecError)
+    async def refused(request: HttpRequest, exc: EnvspecError) -> JSONResponse:
+        return error_response(409, exc.message)
+
+    @app.exception_handler(Exception)
+    async def bug(request: HttpRequest, exc: Exception) -> JSONResponse:
+        logger.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return error_response(500, "internal error")
+
+
+def _validation_problem(error: Mapping[str, Any]) -> RequestProblem:
+    """FastAPI's error as ours: the JSON path inside the body (`config.app_port`) or `query.wait`."""
+    location = list(error.get("loc", ()))
+    where = location[0] if location else ""
+    parts = location[1:] if where == "body" else location
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    kind = error.get("type", "")
+    message = (
+        "required" if kind == "missing" else "unknown field" if kind == "extra_forbidden" else error.get("msg", "")
+    )
+    return RequestProblem(path, str(message))
+
+
+def install_docs(app: FastAPI) -> None:
+    """`/docs`: Swagger UI from the installed fastapi-offline package, so it works with no network."""
+    import fastapi_offline
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="envspec API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )

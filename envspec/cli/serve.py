@@ -1,0 +1,78 @@
+"""`envspec serve`: the original service's REST API on port 8004."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from envspec.cli.options import cluster_options
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port to listen on (default: $SERVICE_PORT, else 8004)."
+)
+@cluster_options
+@click.option(
+    "--report-redis",
+    metavar="URL",
+    default=None,
+    help="Publish every operation's result to Redis Streams (default: $REDIS_URL, if set).",
+)
+@click.option(
+    "--token-file",
+    "token_files",
+    metavar="FILE",
+    multiple=True,
+    help="Bearer tokens, one per line (`TOKEN:read` for read-only); adds to $ENVSPEC_API_TOKENS.",
+)
+@click.option("--no-auth", is_flag=True, help="Serve without tokens (only on a loopback --host).")
+@click.option(
+    "--max-operations",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Creates and deletes that run at once; more wait for a slot.",
+)
+def command(
+    host: str,
+    port: int | None,
+    kubeconfig: str | None,
+    context: str | None,
+    report_redis: str | None,
+    token_files: tuple[str, ...],
+    no_auth: bool,
+    max_operations: int,
+) -> None:
+    """Serve the REST API of the k8s-execution service (under /api/v1/k8s-execution).
+
+    Every endpoint but /health needs `Authorization: Bearer TOKEN`. The variables of
+    the original service apply: SERVICE_PORT, K8S_NAMESPACE_PREFIX, K8S_TTL_MINUTES,
+    DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT, REDIS_URL, K8S_IN_CLUSTER. The OpenAPI
+    document is at /openapi.json, its browsable form at /docs (works offline).
+
+    \b
+    Examples:
+      ENVSPEC_API_TOKENS=$(cat tokens) envspec serve --host 0.0.0.0
+      envspec serve --no-auth --port 9000
+      curl -H "Authorization: Bearer $TOKEN" localhost:8004/api/v1/k8s-execution/environments
+    """
+    import anyio
+
+    from envspec.api.server import ServeOptions, build_server
+    from envspec.service.settings import service_port
+
+    options = ServeOptions(
+        host=host,
+        port=port if port is not None else service_port(os.environ),
+        kubeconfig=kubeconfig,
+        context=context,
+        report_redis=report_redis,
+        token_files=token_files,
+        no_auth=no_auth,
+        max_operations=max_operations,
+    )
+    server = build_server(options, os.environ)
+    anyio.run(server.serve)
