@@ -148,7 +148,11 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 
 
 class BodyLimit:
-    """Refuses request bodies over `limit` bytes with 413, by Content-Length or while reading them."""
+    """Refuses request bodies over `limit` bytes with 413: by Content-Length, or while reading a chunked one.
+
+    The body is read here, before the application sees it (at most `limit` bytes are
+    held), so the application never starts on a body that turns out too large.
+    """
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app = app
@@ -159,45 +163,42 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_large = int(value) > self.limit
-                except ValueError:
-                    too_large = False
-                if too_large:
-                    await self._refuse(scope, receive, send)
-                    return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 await self._refuse(scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left: let the application see it
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
 
     async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
         response = error_response(413, f"the request body is over {self.limit} bytes")
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(messages: list[Any], receive: Any) -> Callable[[], Awaitable[Any]]:
+    """A `receive` that gives `messages` first, then whatever the connection says next (a disconnect)."""
+    pending = list(messages)
+
+    async def replayed() -> Any:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -317,12 +318,12 @@ def create_app(config: ApiConfig) -> FastAPI:
         """Every environment, as `envspec ls -o json` lists them."""
         filters = label or []
         bad = [
-            RequestProblem(f"label[{i}]", "expected key=value with a label's name and value")
+            RequestProblem(f"query.label[{i}]", "expected key=value with a label's name and value")
             for i, text in enumerate(filters)
             if not LABEL_FILTER.fullmatch(text)
         ]
         if bad:
-            raise ApiError(422, "invalid label filter", bad)
+            raise ApiError(422, "invalid request", bad)
         rows = await list_environments(service, label_selector=",".join(filters) or None)
         operations = board(request)
         return [_summary(row, operations.running(str(row["name"]))) for row in rows]
@@ -433,6 +434,8 @@ def create_app(config: ApiConfig) -> FastAPI:
         dry_run = body.dry_run if body is not None else False
         parsed = _parse({"operation": "cleanup", "dry_run": dry_run}, service)
         result = await _run_now(parsed, service)
+        if not result.ok:
+            raise _failure(result)
         record = result.record()
         record.setdefault("dry_run", dry_run)
         record.setdefault("deleted", [])
@@ -590,7 +593,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _validation_problem(error: Mapping[str, Any]) -> RequestProblem:
-    """FastAPI's error as ours: the JSON path inside the body (`config.app_port`) or `query.wait`."""
+    """FastAPI's error as ours: the JSON path inside the body (`config.app_port`), else `query.wait`, `path.…`."""
     location = list(error.get("loc", ()))
     where = location[0] if location else ""
     parts = location[1:] if where == "body" else location

@@ -21,7 +21,7 @@ from envspec.events import Envelope, envelope_to_dict
 from envspec.kube.client import ClusterTarget
 from envspec.report.redis_sink import RedisStreamSink
 from envspec.report.redis_url import mask_text, mask_url
-from envspec.service.operations import Service
+from envspec.service.operations import DEFAULT_TIMEOUT_SECONDS, Service
 from envspec.service.settings import load_settings
 
 REDIS_CHECK_TIMEOUT = 2.0
@@ -37,6 +37,7 @@ class ServeOptions:
     token_files: Sequence[str]
     no_auth: bool
     max_operations: int
+    operation_timeout: float = DEFAULT_TIMEOUT_SECONDS
     log_level: str = "info"
 
 
@@ -62,7 +63,7 @@ def build_config(options: ServeOptions, environ: Mapping[str, str]) -> ApiConfig
         )
     redis_url = options.report_redis or settings.redis_url
     target = ClusterTarget.from_options(options.kubeconfig, options.context, environ)
-    service = Service(target, settings)
+    service = Service(target, settings, timeout_seconds=options.operation_timeout)
     reporter = None
     redis_check = None
     if redis_url is not None:

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from envspec.cli.options import cluster_options
+from envspec.cli.options import Duration, cluster_options
 
 
 @click.command("serve")
@@ -36,6 +36,13 @@ from envspec.cli.options import cluster_options
     show_default=True,
     help="Creates and deletes that run at once; more wait for a slot.",
 )
+@click.option(
+    "--operation-timeout",
+    type=Duration(),
+    default="10m",
+    show_default=True,
+    help="How long one create or delete may take (requests, retries and waiting).",
+)
 def command(
     host: str,
     port: int | None,
@@ -45,6 +52,7 @@ def command(
     token_files: tuple[str, ...],
     no_auth: bool,
     max_operations: int,
+    operation_timeout: int,
 ) -> None:
     """Serve the REST API of the k8s-execution service (under /api/v1/k8s-execution).
 
@@ -73,6 +81,7 @@ def command(
         token_files=token_files,
         no_auth=no_auth,
         max_operations=max_operations,
+        operation_timeout=operation_timeout,
     )
     server = build_server(options, os.environ)
     anyio.run(server.serve)
