@@ -30,7 +30,7 @@ ENDPOINTS = [
     ("GET", "/environments/test-001/events", False),
     ("POST", "/cleanup", True),
 ]
-CREATE = {
+CREATE: dict[str, object] = {
     "execution_id": "test-001",
     "config": {"app_image": "myapp:latest", "app_port": 8000, "database": "postgresql"},
 }
