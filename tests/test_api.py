@@ -128,6 +128,10 @@ def test_invalid_bodies_are_422_with_every_problem_and_its_json_path(offline: Ap
         located = problems_of(client.post("/environments", json={"execution_id": "t2", "spec": spec}))
         assert "spec.services.api.replicas: must be an integer >= 0" in located
         assert any(p.startswith("spec.services.api.prot: ") and "did you mean 'port'" in p for p in located), located
+        crowd = {"execution_id": "t4", "config": {"app_image": "x", "replicas": 51}}
+        assert problems_of(client.post("/environments", json=crowd)) == [
+            "config.replicas: 51 replicas; this server allows at most 50 per service"
+        ]
         assert problems_of(client.post("/environments", json={"config": {"app_image": "x"}})) == [
             "execution_id: required"
         ]
@@ -137,6 +141,8 @@ def test_invalid_bodies_are_422_with_every_problem_and_its_json_path(offline: Ap
             client.post("/environments", content=b"{not json", headers={"content-type": "application/json"})
         )
         assert problems_of(client.post("/environments", json=[1, 2]))
+        not_utf8 = client.post("/environments", content=b"\xff\xfe{", headers={"content-type": "application/json"})
+        assert problems_of(not_utf8) == ["the body is not valid UTF-8 JSON"]
 
 
 def test_an_execution_id_that_cannot_name_a_namespace_is_422(offline: ApiServer) -> None:

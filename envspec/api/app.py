@@ -60,10 +60,12 @@ from envspec.service.requests import (
     validate_request_spec,
 )
 from envspec.sinks import Recorder
+from envspec.validate import ValidSpec
 
 PREFIX = "/api/v1/k8s-execution"
 DOCS_ASSETS = "/docs/assets"
 MAX_WAIT_SECONDS = 600.0
+DEFAULT_MAX_REPLICAS = 50
 ENVIRONMENT_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # `key=value` of a label filter: an optional DNS prefix, a name, a value (Kubernetes' syntax).
 LABEL_FILTER = re.compile(
@@ -106,6 +108,7 @@ class ApiConfig:
     redis_url: str | None = None  # for /health and for reporting results
     redis_masked: str | None = None  # the URL as shown (password masked)
     max_running: int = 4
+    max_replicas: int = DEFAULT_MAX_REPLICAS  # per service: one request must not flood the cluster with pods
     reporter: ResultReporter | None = None  # --report-redis: every operation's result to `<prefix>:results`
     redis_check: Callable[[], Awaitable[str | None]] | None = None  # None: reachable, else why not
 
@@ -287,6 +290,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         data["operation"] = "create"
         parsed = _parse(data, service)
         valid = _validated(parsed, service)
+        _check_size(parsed, valid, config.max_replicas)
         draft = build_plan(valid, secrets=None)
         environment = parsed.environment()
         operations = board(request)
@@ -472,11 +476,25 @@ def _parse(data: Mapping[str, Any], service: Service) -> Request:
         raise ApiError(422, "invalid request", list(exc.problems)) from None
 
 
-def _validated(request: Request, service: Service) -> Any:
+def _validated(request: Request, service: Service) -> ValidSpec:
     try:
         return validate_request_spec(request, service.settings)
     except RequestError as exc:
         raise ApiError(422, "invalid request", list(exc.problems)) from None
+
+
+def _check_size(request: Request, valid: ValidSpec, max_replicas: int) -> None:
+    """A request's services stay within the server's replica limit (the spec itself has none)."""
+    problems = [
+        RequestProblem(
+            "config.replicas" if request.config is not None else f"spec.services.{name}.replicas",
+            f"{service.replicas} replicas; this server allows at most {max_replicas} per service",
+        )
+        for name, service in valid.spec.services.items()
+        if service.replicas > max_replicas
+    ]
+    if problems:
+        raise ApiError(422, "invalid request", problems)
 
 
 def _runner(request: Request, service: Service, job_id: str) -> Callable[[Emitter], Awaitable[OperationResult]]:
@@ -575,6 +593,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: HttpRequest, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not decode the body at all (not UTF-8, say): still a bad body
+            return error_response(422, "invalid request", [RequestProblem("", "the body is not valid UTF-8 JSON")])
         detail = exc.detail if isinstance(exc.detail, str) else "error"
         return error_response(exc.status_code, detail, headers=exc.headers)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from envspec.api.app import ApiConfig, create_app
+from envspec.api.app import DEFAULT_MAX_REPLICAS, ApiConfig, create_app
 from envspec.api.auth import TOKENS_ENV, load_tokens
 from envspec.errors import EnvspecError
 from envspec.events import Envelope, envelope_to_dict
@@ -38,6 +38,7 @@ class ServeOptions:
     no_auth: bool
     max_operations: int
     operation_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    max_replicas: int = DEFAULT_MAX_REPLICAS
     log_level: str = "info"
 
 
@@ -80,6 +81,7 @@ def build_config(options: ServeOptions, environ: Mapping[str, str]) -> ApiConfig
         redis_url=redis_url,
         redis_masked=mask_url(redis_url) if redis_url else None,
         max_running=options.max_operations,
+        max_replicas=options.max_replicas,
         reporter=reporter,
         redis_check=redis_check,
     )

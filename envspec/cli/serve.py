@@ -43,6 +43,13 @@ from envspec.cli.options import Duration, cluster_options
     show_default=True,
     help="How long one create or delete may take (requests, retries and waiting).",
 )
+@click.option(
+    "--max-replicas",
+    type=click.IntRange(0, 10_000),
+    default=50,
+    show_default=True,
+    help="Most replicas one service of a request may ask for (422 above).",
+)
 def command(
     host: str,
     port: int | None,
@@ -53,6 +60,7 @@ def command(
     no_auth: bool,
     max_operations: int,
     operation_timeout: int,
+    max_replicas: int,
 ) -> None:
     """Serve the REST API of the k8s-execution service (under /api/v1/k8s-execution).
 
@@ -82,6 +90,7 @@ def command(
         no_auth=no_auth,
         max_operations=max_operations,
         operation_timeout=operation_timeout,
+        max_replicas=max_replicas,
     )
     server = build_server(options, os.environ)
     anyio.run(server.serve)
