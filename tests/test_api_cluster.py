@@ -5,6 +5,7 @@ for namespaces envspec does not manage, and two servers answering alike."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -189,3 +190,74 @@ def test_two_servers_answer_alike(kube_cluster: ClusterInfo, api_factory: ApiFac
             assert two.delete(f"/environments/{execution_id}").status_code == 202
             assert two.get(f"/environments/{execution_id}", params={"wait": 120}).status_code == 404
         assert one.get(f"/environments/{execution_id}").status_code == 404
+
+
+def operation_of(client: httpx.Client, execution_id: str) -> dict[str, Any]:
+    answer = client.get(f"/environments/{execution_id}")
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = json_of(answer)
+    return body
+
+
+def test_an_operation_outlives_a_server_restart_on_its_namespace(
+    kube_cluster: ClusterInfo, api_factory: ApiFactory
+) -> None:
+    """A delete held up by a finalizer; the server is killed mid-delete and started again: the
+    operation's record (on the namespace) still says which job it was, and reads `interrupted`
+    once its heartbeat has stopped; a second server says the same."""
+    server = api_factory("--heartbeat", "1", kubeconfig=kube_cluster.kubeconfig)
+    other = api_factory("--heartbeat", "1", kubeconfig=kube_cluster.kubeconfig)
+    execution_id = new_id("restart")
+    namespace = f"quality-fabric-{execution_id}"
+    hold = '{"metadata": {"finalizers": ["envspec.test/hold"]}}'
+    with server.client() as client:
+        assert client.post("/environments", json={"execution_id": execution_id, "config": CONFIG}).status_code == 202
+        assert json_of(client.get(f"/environments/{execution_id}", params={"wait": 120}))["status"] == "ready"
+    kubectl(kube_cluster, "patch", "service", "app", "-n", namespace, "--type", "merge", "-p", hold)
+    try:
+        with server.client() as client:
+            deleting = client.delete(f"/environments/{execution_id}")
+            assert deleting.status_code == 202, deleting.text
+            job_id = json_of(deleting)["job_id"]
+            wait_for_record(client, execution_id, job_id, "running")
+        server.restart()
+        with server.client() as client, other.client() as second:
+            after = wait_for_record(client, execution_id, job_id, "interrupted")
+            assert after["status"] == "deleting" and after["phase"] == "Terminating"
+            assert after["operation"]["operation"] == "delete"
+            assert after["operation"]["error"] == "the server running it stopped before it ended"
+            # The objects go one by one while the namespace terminates: compare what does not move.
+            fields = ("operation", "status", "phase", "namespace")
+            from_second = operation_of(second, execution_id)
+            assert stable({k: from_second[k] for k in fields}) == stable({k: after[k] for k in fields})
+    finally:
+        kubectl(
+            kube_cluster,
+            "patch",
+            "service",
+            "app",
+            "-n",
+            namespace,
+            "--type",
+            "merge",
+            "-p",
+            '{"metadata": {"finalizers": null}}',
+            check=False,
+        )
+    deadline = time.monotonic() + 120
+    with server.client() as client:
+        while client.get(f"/environments/{execution_id}").status_code != 404:
+            assert time.monotonic() < deadline, "the namespace was not deleted once the finalizer was gone"
+            time.sleep(0.5)
+
+
+def wait_for_record(client: httpx.Client, execution_id: str, job_id: str, status: str) -> dict[str, Any]:
+    """Poll the environment until its operation is `job_id` with `status` (bounded, not a timing assertion)."""
+    deadline = time.monotonic() + 120
+    while True:
+        body = operation_of(client, execution_id)
+        operation = body["operation"] or {}
+        if operation.get("job_id") == job_id and operation.get("status") == status:
+            return body
+        assert time.monotonic() < deadline, f"operation never became {status}: {operation}"
+        time.sleep(0.3)

@@ -18,9 +18,10 @@ import json
 import logging
 import re
 import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -38,7 +39,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from envspec import __version__
 from envspec.api import models
 from envspec.api.auth import Access, Tokens
-from envspec.api.board import Board, Tracked, wait_for
+from envspec.api.board import INTERRUPTED, Board, Tracked, wait_for
+from envspec.api.records import DEFAULT_HEARTBEAT_SECONDS, LIVE_STATES, ClusterRecords, stored_record
 from envspec.errors import ClusterError, EnvspecError, ExitCode
 from envspec.events import Emitter, envelope_to_dict
 from envspec.pipeline import build_plan
@@ -108,6 +110,8 @@ class ApiConfig:
     redis_url: str | None = None  # for /health and for reporting results
     redis_masked: str | None = None  # the URL as shown (password masked)
     max_running: int = 4
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS  # how often a running operation's record is renewed
+    server_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}")
     max_replicas: int = DEFAULT_MAX_REPLICAS  # per service: one request must not flood the cluster with pods
     reporter: ResultReporter | None = None  # --report-redis: every operation's result to `<prefix>:results`
     redis_check: Callable[[], Awaitable[str | None]] | None = None  # None: reachable, else why not
@@ -215,7 +219,8 @@ def create_app(config: ApiConfig) -> FastAPI:
         try:
             async with anyio.create_task_group() as group:
                 publish = reporter.publish_result if reporter is not None else None
-                app.state.board = Board(group, max_running=config.max_running, on_result=publish)
+                store = ClusterRecords(service, server=config.server_id, heartbeat_seconds=config.heartbeat_seconds)
+                app.state.board = Board(group, max_running=config.max_running, on_result=publish, store=store)
                 yield
                 # Stopping: running operations are cancelled (each says so in its last event).
                 group.cancel_scope.cancel()
@@ -301,6 +306,8 @@ def create_app(config: ApiConfig) -> FastAPI:
             raise ApiError(409, f"namespace {draft.namespace} exists and envspec does not manage it")
         if existing is not None and existing.environment not in ("", environment):
             raise ApiError(409, f"namespace {draft.namespace} belongs to environment {existing.environment}")
+        if existing is not None:
+            await _refuse_if_busy(environment, operations, existing.annotations)
         job_id = parsed.job_id or secrets.token_hex(8)
         tracked = Tracked(job_id, "create", environment, draft.namespace)
         operations.start(tracked, _runner(parsed, service, job_id))
@@ -365,6 +372,7 @@ def create_app(config: ApiConfig) -> FastAPI:
             raise ApiError(404, f"environment {environment_id} is not on the cluster")
         if not lookup.managed:
             raise ApiError(409, f"namespace {lookup.namespace} is not managed by envspec: refusing to delete it")
+        await _refuse_if_busy(lookup.environment, operations, lookup.annotations)
         parsed = _parse({"operation": "delete", "execution_id": lookup.environment}, service)
         job_id = secrets.token_hex(8)
         tracked = Tracked(job_id, "delete", lookup.environment, lookup.namespace)
@@ -462,9 +470,16 @@ def create_app(config: ApiConfig) -> FastAPI:
             raise ApiError(404, f"environment {environment_id} is not on the cluster")
         report: dict[str, Any] = dict(result.extra["environment_status"])
         report["execution_id"] = report["environment_id"] = report["environment"]
-        report["operation"] = latest.record() if latest is not None else None
-        report["status"] = _state(report, running, latest)
+        operation = _last_operation(latest, stored_record(lookup.annotations))
+        report["operation"] = operation
+        report["status"] = _state(report, operation)
         return report
+
+    async def _refuse_if_busy(environment: str, operations: Board, annotations: Mapping[str, str]) -> None:
+        """409 while an operation runs on the environment, here or (by its record) on another server."""
+        stored = stored_record(annotations)
+        if operations.running(environment) is not None or (stored is not None and stored["status"] in LIVE_STATES):
+            raise ApiError(409, f"an operation is running on environment {environment}: wait for it to end")
 
     return app
 
@@ -555,16 +570,26 @@ def _placeholder(running: Tracked) -> dict[str, Any]:
     }
 
 
-def _state(report: Mapping[str, Any], running: Tracked | None, latest: Tracked | None) -> str:
-    if running is not None:
-        return "deleting" if running.operation == "delete" else "creating"
+def _last_operation(local: Tracked | None, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The environment's last operation: this server's, unless the cluster's record is of a later one."""
+    if local is None:
+        return stored
+    mine = local.record()
+    if stored is None or stored.get("job_id") == local.job_id:
+        return mine
+    return stored if str(stored.get("started_at", "")) > str(mine["started_at"]) else mine
+
+
+def _state(report: Mapping[str, Any], operation: Mapping[str, Any] | None) -> str:
+    if operation is not None and operation.get("status") in LIVE_STATES:
+        return "deleting" if operation.get("operation") == "delete" else "creating"
     if report.get("phase") == "Terminating":
         return "deleting"
     if any(row.get("failed") for row in report.get("objects", [])):
         return "failed"
     if report.get("ready") == report.get("total"):
         return "ready"
-    if latest is not None and latest.status == "error":
+    if operation is not None and operation.get("status") in ("error", INTERRUPTED):
         return "failed"
     return "not_ready"
 

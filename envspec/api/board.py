@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -37,6 +38,17 @@ SUBSCRIBER_BUFFER = 1_000  # a subscriber this far behind loses events, never bl
 FINISHED_KEPT = 500  # finished operations remembered (the cluster holds the environments themselves)
 RUNNING = "running"
 ACCEPTED = "accepted"
+INTERRUPTED = "interrupted"
+STORE_SECONDS = 10.0  # one write of a record; a slow API server must not hold the operation up
+
+
+class OperationStore(Protocol):
+    """Where operation records outlive the server (`envspec.api.records.ClusterRecords`)."""
+
+    heartbeat_seconds: float
+
+    async def write(self, tracked: Tracked) -> None: ...  # never raises: a failed write is logged
+
 
 Body = Callable[[Emitter], Awaitable[OperationResult]]
 
@@ -64,10 +76,13 @@ class Tracked:
     done: anyio.Event = field(default_factory=anyio.Event)
     history: deque[Envelope] = field(default_factory=lambda: deque(maxlen=EVENT_HISTORY))
     subscribers: list[MemoryObjectSendStream[Envelope]] = field(default_factory=list)
+    interrupted: bool = False  # the server stopped before the operation ended
 
     @property
     def status(self) -> str:
-        """`accepted`, `running`, then the result's `success` or `error`."""
+        """`accepted`, `running`, then the result's `success` or `error`; `interrupted` if the server stopped first."""
+        if self.interrupted:
+            return INTERRUPTED
         return self.result.status if self.result is not None else self.state
 
     def record(self) -> dict[str, object]:
@@ -86,6 +101,9 @@ class Tracked:
                 "environment": self.environment,
                 "time": format_instant_ms(self.started_at),
             }
+        if self.interrupted:
+            record["status"] = INTERRUPTED
+            record["error"] = "the server stopped before the operation ended"
         record["started_at"] = format_instant_ms(self.started_at)
         record["finished_at"] = format_instant_ms(self.finished_at) if self.finished_at else None
         return record
@@ -123,7 +141,9 @@ class Board:
         *,
         max_running: int = 4,
         on_result: Callable[[OperationResult], None] | None = None,
+        store: OperationStore | None = None,
     ) -> None:
+        self.store = store
         self.group = group
         self.limiter = anyio.CapacityLimiter(max_running)
         self.on_result = on_result
@@ -142,14 +162,12 @@ class Board:
         found = [t for t in self.by_job.values() if t.environment == environment]
         return max(found, key=lambda t: t.started_at) if found else None
 
-    def start(
-        self, tracked: Tracked, body: Body, *, on_result: Callable[[OperationResult], None] | None = None
-    ) -> None:
+    def start(self, tracked: Tracked, body: Body) -> None:
         """Run `body` in the background as `tracked`."""
         self.by_job[tracked.job_id] = tracked
-        self.group.start_soon(self._run, tracked, body, on_result)
+        self.group.start_soon(self._run, tracked, body)
 
-    async def _run(self, tracked: Tracked, body: Body, on_result: Callable[[OperationResult], None] | None) -> None:
+    async def _run(self, tracked: Tracked, body: Body) -> None:
         async def checked(events: Emitter) -> OperationResult:
             result = await body(events)
             if not result.ok:
@@ -159,38 +177,61 @@ class Board:
         try:
             async with self.limiter:
                 tracked.state = RUNNING
-                try:
-                    result = await run_operation(
-                        tracked.operation,
-                        checked,
-                        sink=_BoardSink(tracked),
-                        environment=tracked.environment,
-                        namespace=tracked.namespace,
-                        operation_id=tracked.job_id,
-                    )
-                except OperationFailed as failed:
-                    result = failed.result
-                except Exception as exc:  # a bug: the operation ends as an error, the server goes on
-                    logger.exception("operation %s (%s) failed unexpectedly", tracked.job_id, tracked.operation)
-                    result = OperationResult(
-                        job_id=tracked.job_id,
-                        operation=tracked.operation,
-                        ok=False,
-                        execution_id=tracked.environment,
-                        environment=tracked.environment,
-                        namespace=tracked.namespace,
-                        error=f"internal error: {type(exc).__name__}",
-                    )
+                async with anyio.create_task_group() as beating:
+                    if self.store is not None:
+                        beating.start_soon(self._heartbeat, tracked)
+                    result = await self._outcome(tracked, checked)
+                    beating.cancel_scope.cancel()
             tracked.result = result
             if self.on_result is not None:
                 self.on_result(result)
         finally:
             tracked.finished_at = datetime.now(UTC)
+            if self.store is not None:
+                # Written before `done` is set: whoever waited reads the final record from the cluster too.
+                # Shielded, so that a server that is stopping still records how its operations ended.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(STORE_SECONDS):
+                    await self.store.write(tracked)
             tracked.done.set()
             for subscriber in tracked.subscribers:
                 subscriber.close()
             tracked.subscribers.clear()
             self._forget_old(tracked.job_id)
+
+    async def _outcome(self, tracked: Tracked, checked: Body) -> OperationResult:
+        try:
+            return await run_operation(
+                tracked.operation,
+                checked,
+                sink=_BoardSink(tracked),
+                environment=tracked.environment,
+                namespace=tracked.namespace,
+                operation_id=tracked.job_id,
+            )
+        except OperationFailed as failed:
+            return failed.result
+        except anyio.get_cancelled_exc_class():
+            tracked.interrupted = True  # the server is stopping: the record says so
+            raise
+        except Exception as exc:  # a bug: the operation ends as an error, the server goes on
+            logger.exception("operation %s (%s) failed unexpectedly", tracked.job_id, tracked.operation)
+            return OperationResult(
+                job_id=tracked.job_id,
+                operation=tracked.operation,
+                ok=False,
+                execution_id=tracked.environment,
+                environment=tracked.environment,
+                namespace=tracked.namespace,
+                error=f"internal error: {type(exc).__name__}",
+            )
+
+    async def _heartbeat(self, tracked: Tracked) -> None:
+        """Keep the operation's record on the cluster fresh while it runs (see `records.py`)."""
+        assert self.store is not None
+        while True:
+            with anyio.move_on_after(STORE_SECONDS):
+                await self.store.write(tracked)
+            await anyio.sleep(self.store.heartbeat_seconds)
 
     def _forget_old(self, job_id: str) -> None:
         self.finished.append(job_id)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from envspec.service.requests import EnvironmentConfig
 
 EnvironmentState = Literal["creating", "deleting", "ready", "not_ready", "failed"]
-OperationStatus = Literal["accepted", "running", "success", "error"]
+OperationStatus = Literal["accepted", "running", "success", "error", "interrupted"]
 
 
 class CreateEnvironment(BaseModel):
@@ -136,7 +136,9 @@ class EnvironmentStatus(BaseModel):
     ready: int
     total: int
     objects: list[ObjectRow]
-    operation: Operation | None = Field(None, description="The last operation this server knows of on it.")
+    operation: Operation | None = Field(
+        None, description="Its last operation: from this server, or the record on its namespace (any server's)."
+    )
 
 
 class ClusterHealth(BaseModel):

@@ -16,6 +16,7 @@ import uvicorn
 
 from envspec.api.app import DEFAULT_MAX_REPLICAS, ApiConfig, create_app
 from envspec.api.auth import TOKENS_ENV, load_tokens
+from envspec.api.records import DEFAULT_HEARTBEAT_SECONDS
 from envspec.errors import EnvspecError
 from envspec.events import Envelope, envelope_to_dict
 from envspec.kube.client import ClusterTarget
@@ -39,6 +40,7 @@ class ServeOptions:
     max_operations: int
     operation_timeout: float = DEFAULT_TIMEOUT_SECONDS
     max_replicas: int = DEFAULT_MAX_REPLICAS
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
     log_level: str = "info"
 
 
@@ -82,6 +84,7 @@ def build_config(options: ServeOptions, environ: Mapping[str, str]) -> ApiConfig
         redis_masked=mask_url(redis_url) if redis_url else None,
         max_running=options.max_operations,
         max_replicas=options.max_replicas,
+        heartbeat_seconds=options.heartbeat_seconds,
         reporter=reporter,
         redis_check=redis_check,
     )

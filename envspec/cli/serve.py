@@ -50,6 +50,13 @@ from envspec.cli.options import Duration, cluster_options
     show_default=True,
     help="Most replicas one service of a request may ask for (422 above).",
 )
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(0.5, 300),
+    default=5.0,
+    hidden=True,
+    help="Seconds between renewals of a running operation's record on its namespace.",
+)
 def command(
     host: str,
     port: int | None,
@@ -61,6 +68,7 @@ def command(
     max_operations: int,
     operation_timeout: int,
     max_replicas: int,
+    heartbeat: float,
 ) -> None:
     """Serve the REST API of the k8s-execution service (under /api/v1/k8s-execution).
 
@@ -91,6 +99,7 @@ def command(
         max_operations=max_operations,
         operation_timeout=operation_timeout,
         max_replicas=max_replicas,
+        heartbeat_seconds=heartbeat,
     )
     server = build_server(options, os.environ)
     anyio.run(server.serve)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from envspec.errors import EnvspecError
@@ -26,7 +26,7 @@ from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
 from envspec.kube.ssa import api_request, get_object
 from envspec.lifecycle.expiry import Clock, system_clock
-from envspec.meta import environment_of, format_instant, is_managed, name_of
+from envspec.meta import annotations_of, environment_of, format_instant, is_managed, name_of
 from envspec.operations.down import down
 from envspec.operations.environments import EnvironmentRef, find_namespace
 from envspec.operations.extend import extend
@@ -193,6 +193,7 @@ class EnvironmentLookup:
     environment: str
     namespace: str | None  # None: nothing on the cluster
     managed: bool
+    annotations: Mapping[str, str] = field(default_factory=dict)  # the namespace's (the API keeps records there)
 
     @property
     def found(self) -> bool:
@@ -216,7 +217,9 @@ async def find_environment(service: Service, environment: str) -> EnvironmentLoo
             )
     if namespace is None:
         return EnvironmentLookup(environment, None, managed=False)
-    return EnvironmentLookup(environment_of(namespace) or environment, name_of(namespace), is_managed(namespace))
+    return EnvironmentLookup(
+        environment_of(namespace) or environment, name_of(namespace), is_managed(namespace), annotations_of(namespace)
+    )
 
 
 async def cluster_version(service: Service) -> str:
@@ -239,4 +242,4 @@ async def lookup_namespace(service: Service, namespace: str) -> EnvironmentLooku
         found = await get_object(api, kinds.NAMESPACE, namespace, None, deadline=Deadline(STATUS_TIMEOUT_SECONDS))
     if found is None:
         return None
-    return EnvironmentLookup(environment_of(found) or "", name_of(found), is_managed(found))
+    return EnvironmentLookup(environment_of(found) or "", name_of(found), is_managed(found), annotations_of(found))
