@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
+from urllib.parse import parse_qs
 
 import anyio
 from fastapi import Depends, FastAPI, Query, Response
@@ -40,6 +41,8 @@ from envspec import __version__
 from envspec.api import models
 from envspec.api.auth import Access, Tokens
 from envspec.api.board import INTERRUPTED, Board, Tracked, wait_for
+from envspec.api.dashboard import COOKIE as DASHBOARD_COOKIE
+from envspec.api.dashboard import dashboard_page, login_page
 from envspec.api.records import DEFAULT_HEARTBEAT_SECONDS, LIVE_STATES, ClusterRecords, stored_record
 from envspec.errors import ClusterError, EnvspecError, ExitCode
 from envspec.events import Emitter, envelope_to_dict
@@ -68,6 +71,8 @@ PREFIX = "/api/v1/k8s-execution"
 DOCS_ASSETS = "/docs/assets"
 MAX_WAIT_SECONDS = 600.0
 DEFAULT_MAX_REPLICAS = 50
+DASHBOARD_OPERATIONS = 20
+NO_STORE = {"Cache-Control": "no-store"}
 ENVIRONMENT_ID = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # `key=value` of a label filter: an optional DNS prefix, a name, a value (Kubernetes' syntax).
 LABEL_FILTER = re.compile(
@@ -454,6 +459,35 @@ def create_app(config: ApiConfig) -> FastAPI:
         record.setdefault("examined", 0)
         record.setdefault("failed", {})
         return record
+
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    async def dashboard(request: HttpRequest) -> HTMLResponse:
+        token = request.cookies.get(DASHBOARD_COOKIE)
+        if config.auth and config.tokens.access(token) is Access.NONE:
+            return HTMLResponse(login_page("that token is not valid" if token else ""), headers=NO_STORE)
+        operations = board(request)
+        rows = [_summary(row, operations.running(str(row["name"]))) for row in await list_environments(service)]
+        recent = [tracked.record() for tracked in operations.recent(DASHBOARD_OPERATIONS)]
+        return HTMLResponse(dashboard_page(rows, recent, with_token=config.auth), headers=NO_STORE)
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: HttpRequest) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        if config.auth and config.tokens.access(token) is Access.NONE:
+            return HTMLResponse(login_page("that token is not valid"), status_code=401, headers=NO_STORE)
+        answer = Response(status_code=303, headers={"Location": "/", **NO_STORE})
+        # A session cookie (no expiry): gone with the browser session; unreadable by scripts.
+        answer.set_cookie(
+            DASHBOARD_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+        )
+        return answer
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout() -> Response:
+        answer = Response(status_code=303, headers={"Location": "/", **NO_STORE})
+        answer.delete_cookie(DASHBOARD_COOKIE, path="/")
+        return answer
 
     async def _environment_status(environment_id: str, operations: Board) -> dict[str, Any]:
         running = operations.running(environment_id)

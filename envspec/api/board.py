@@ -157,6 +157,10 @@ class Board:
                 return tracked
         return None
 
+    def recent(self, count: int) -> list[Tracked]:
+        """The last `count` operations started, newest first."""
+        return sorted(self.by_job.values(), key=lambda t: t.started_at, reverse=True)[:count]
+
     def latest(self, environment: str) -> Tracked | None:
         """The operation on `environment` started last (running or not)."""
         found = [t for t in self.by_job.values() if t.environment == environment]
