@@ -6,7 +6,7 @@ import os
 
 import click
 
-from envspec.cli.options import Duration, cluster_options
+from envspec.cli.options import Duration, cluster_options, output_format
 
 
 @click.command("serve")
@@ -57,6 +57,26 @@ from envspec.cli.options import Duration, cluster_options
     hidden=True,
     help="Seconds between renewals of a running operation's record on its namespace.",
 )
+@click.option(
+    "--print-manifests",
+    is_flag=True,
+    help="Print the Namespace, ServiceAccount, ClusterRole(Binding), Deployment and Service that run "
+    "`serve` in a cluster, and exit.",
+)
+@click.option(
+    "--api-namespace",
+    default="envspec-system",
+    show_default=True,
+    help="With --print-manifests: the namespace the API runs in.",
+)
+@click.option("--image", default=None, help="With --print-manifests: the envspec image (default envspec:VERSION).")
+@click.option(
+    "--tokens-secret",
+    default="envspec-api-tokens",
+    show_default=True,
+    help="With --print-manifests: the Secret (key `tokens`) the Deployment reads ENVSPEC_API_TOKENS from.",
+)
+@output_format("yaml", "json", default="yaml")
 def command(
     host: str,
     port: int | None,
@@ -69,6 +89,11 @@ def command(
     operation_timeout: int,
     max_replicas: int,
     heartbeat: float,
+    print_manifests: bool,
+    api_namespace: str,
+    image: str | None,
+    tokens_secret: str,
+    output: str,
 ) -> None:
     """Serve the REST API of the k8s-execution service (under /api/v1/k8s-execution).
 
@@ -82,7 +107,12 @@ def command(
       ENVSPEC_API_TOKENS=$(cat tokens) envspec serve --host 0.0.0.0
       envspec serve --no-auth --port 9000
       curl -H "Authorization: Bearer $TOKEN" localhost:8004/api/v1/k8s-execution/environments
+      envspec serve --print-manifests --image registry.example.com/envspec:0.1.0 | kubectl apply -f -
     """
+    if print_manifests:
+        _print_manifests(api_namespace, image, tokens_secret, output)
+        return
+
     import anyio
 
     from envspec.api.server import ServeOptions, build_server
@@ -103,3 +133,15 @@ def command(
     )
     server = build_server(options, os.environ)
     anyio.run(server.serve)
+
+
+def _print_manifests(namespace: str, image: str | None, tokens_secret: str, output: str) -> None:
+    from envspec.api.manifests import DEFAULT_IMAGE, serve_manifests
+    from envspec.present import manifests_text
+    from envspec.service.settings import load_settings
+
+    prefix = load_settings(os.environ).namespace_prefix
+    manifests = serve_manifests(
+        namespace=namespace, image=image or DEFAULT_IMAGE, namespace_prefix=prefix, tokens_secret=tokens_secret
+    )
+    click.echo(manifests_text(manifests, output), nl=False)
