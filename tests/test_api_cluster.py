@@ -261,3 +261,55 @@ def wait_for_record(client: httpx.Client, execution_id: str, job_id: str, status
             return body
         assert time.monotonic() < deadline, f"operation never became {status}: {operation}"
         time.sleep(0.3)
+
+
+def test_events_follow_a_running_operation_live_until_it_ends(
+    kube_cluster: ClusterInfo, api_factory: ApiFactory
+) -> None:
+    """A delete held up by a finalizer: the stream shows its first events while it waits, and goes
+    on (the same connection) until `operation_finished` once the finalizer is removed."""
+    server = api_factory(kubeconfig=kube_cluster.kubeconfig)
+    execution_id = new_id("live")
+    namespace = f"quality-fabric-{execution_id}"
+    release = '{"metadata": {"finalizers": null}}'
+    with server.client() as client:
+        assert client.post("/environments", json={"execution_id": execution_id, "config": CONFIG}).status_code == 202
+        assert json_of(client.get(f"/environments/{execution_id}", params={"wait": 120}))["status"] == "ready"
+        kubectl(
+            kube_cluster,
+            "patch",
+            "service",
+            "app",
+            "-n",
+            namespace,
+            "--type",
+            "merge",
+            "-p",
+            '{"metadata": {"finalizers": ["envspec.test/hold"]}}',
+        )
+        try:
+            job_id = json_of(client.delete(f"/environments/{execution_id}"))["job_id"]
+            names: list[str] = []
+            with client.stream("GET", f"/environments/{execution_id}/events") as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                for line in stream.iter_lines():
+                    if not line.startswith("event: "):
+                        continue
+                    names.append(line.removeprefix("event: "))
+                    if names[-1] == "namespace_deleting":  # the delete is waiting on the finalizer now
+                        assert json_of(client.get(f"/environments/{execution_id}"))["status"] == "deleting"
+                        kubectl(
+                            kube_cluster, "patch", "service", "app", "-n", namespace, "--type", "merge", "-p", release
+                        )
+            assert names[0] == "operation_started" and names[-1] == "operation_finished", names
+            assert names.index("namespace_deleting") < names.index("namespace_deleted")
+            record = wait_for_gone(client, execution_id)
+            assert record == 404 and job_id
+        finally:
+            kubectl(
+                kube_cluster, "patch", "service", "app", "-n", namespace, "--type", "merge", "-p", release, check=False
+            )
+
+
+def wait_for_gone(client: httpx.Client, execution_id: str) -> int:
+    return client.get(f"/environments/{execution_id}", params={"wait": 120}).status_code
