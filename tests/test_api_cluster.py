@@ -9,11 +9,12 @@ import time
 import uuid
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from envspec.cluster import ClusterInfo
-from tests.api_fixtures import PREFIX, ApiFactory, json_of
+from tests.api_fixtures import PREFIX, WRITE_TOKEN, ApiFactory, json_of
 from tests.cluster_fixtures import kubectl, run_kubectl
 
 pytestmark = pytest.mark.cluster
@@ -313,3 +314,27 @@ def test_events_follow_a_running_operation_live_until_it_ends(
 
 def wait_for_gone(client: httpx.Client, execution_id: str) -> int:
     return client.get(f"/environments/{execution_id}", params={"wait": 120}).status_code
+
+
+def test_concurrent_requests_each_get_their_own_cluster_connection(
+    kube_cluster: ClusterInfo, api_factory: ApiFactory
+) -> None:
+    """kr8s caches one client per event loop; requests served at once must not share (and close) it."""
+    server = api_factory(kubeconfig=kube_cluster.kubeconfig)
+
+    async def burst() -> list[int]:
+        headers = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+        async with httpx.AsyncClient(base_url=server.url(""), headers=headers, timeout=120) as client:
+            answers: list[int] = []
+
+            async def one(path: str) -> None:
+                answers.append((await client.get(path)).status_code)
+
+            async with anyio.create_task_group() as group:
+                for n in range(24):
+                    group.start_soon(one, "/environments" if n % 2 else f"/environments/absent-{n}")
+            return answers
+
+    codes = anyio.run(burst)
+    assert sorted(set(codes)) == [200, 404], codes
+    assert "cannot reach the Kubernetes API" not in server.output()
