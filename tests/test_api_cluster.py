@@ -338,3 +338,45 @@ def test_concurrent_requests_each_get_their_own_cluster_connection(
     codes = anyio.run(burst)
     assert sorted(set(codes)) == [200, 404], codes
     assert "cannot reach the Kubernetes API" not in server.output()
+
+
+def test_a_server_stopped_mid_operation_records_it_as_interrupted(
+    kube_cluster: ClusterInfo, api_factory: ApiFactory
+) -> None:
+    """SIGTERM while a delete waits on a finalizer: the stopping server writes `interrupted` itself,
+    so another server says so at once, without waiting for the heartbeat to go stale."""
+    server = api_factory(kubeconfig=kube_cluster.kubeconfig)
+    other = api_factory("--heartbeat", "300", kubeconfig=kube_cluster.kubeconfig)
+    execution_id = new_id("stop")
+    namespace = f"quality-fabric-{execution_id}"
+    release = '{"metadata": {"finalizers": null}}'
+    with server.client() as client:
+        assert client.post("/environments", json={"execution_id": execution_id, "config": CONFIG}).status_code == 202
+        assert json_of(client.get(f"/environments/{execution_id}", params={"wait": 120}))["status"] == "ready"
+    kubectl(
+        kube_cluster,
+        "patch",
+        "service",
+        "app",
+        "-n",
+        namespace,
+        "--type",
+        "merge",
+        "-p",
+        '{"metadata": {"finalizers": ["envspec.test/hold"]}}',
+    )
+    try:
+        with server.client() as client:
+            job_id = json_of(client.delete(f"/environments/{execution_id}"))["job_id"]
+            wait_for_record(client, execution_id, job_id, "running")
+        server.stop()  # SIGTERM: graceful
+        with other.client() as second:
+            operation = operation_of(second, execution_id)["operation"]
+            assert (operation["job_id"], operation["status"]) == (job_id, "interrupted"), operation
+            assert operation["error"] == "the server stopped before the operation ended"
+            again = second.delete(f"/environments/{execution_id}")  # no longer running: may be retried
+            assert again.status_code == 202, again.text
+    finally:
+        kubectl(kube_cluster, "patch", "service", "app", "-n", namespace, "--type", "merge", "-p", release, check=False)
+    with other.client() as second:
+        assert second.get(f"/environments/{execution_id}", params={"wait": 120}).status_code == 404
