@@ -132,6 +132,8 @@ def test_invalid_bodies_are_422_with_every_problem_and_its_json_path(offline: Ap
         assert problems_of(client.post("/environments", json=crowd)) == [
             "config.replicas: 51 replicas; this server allows at most 50 per service"
         ]
+        mixed = problems_of(client.post("/environments", json={"execution_id": "Bad_ID", "config": {"app_port": 0}}))
+        assert [p.split(":")[0] for p in mixed] == ["config.app_image", "config.app_port", "execution_id"], mixed
         assert problems_of(client.post("/environments", json={"config": {"app_image": "x"}})) == [
             "execution_id: required"
         ]

@@ -61,9 +61,11 @@ from envspec.service.requests import (
     Request,
     RequestError,
     RequestProblem,
+    check_request,
     parse_request,
     validate_request_spec,
 )
+from envspec.service.settings import Settings
 from envspec.sinks import Recorder
 from envspec.validate import ValidSpec
 
@@ -243,7 +245,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
-    install_error_handlers(app)
+    install_error_handlers(app, config.service.settings)
     install_docs(app)
     service = config.service
 
@@ -640,7 +642,7 @@ def _summary(row: Mapping[str, Any], running: Tracked | None) -> dict[str, Any]:
     return summary
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: HttpRequest, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.detail, exc.problems, exc.headers)
@@ -648,6 +650,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: HttpRequest, exc: RequestValidationError) -> JSONResponse:
         problems = [_validation_problem(error) for error in exc.errors()]
+        if request.method == "POST" and request.url.path == f"{PREFIX}/environments":
+            problems += [p for p in _execution_id_problems(exc.body, settings) if p not in problems]
         return error_response(422, "invalid request", problems)
 
     @app.exception_handler(StarletteHTTPException)
@@ -669,6 +673,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def bug(request: HttpRequest, exc: Exception) -> JSONResponse:
         logger.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
         return error_response(500, "internal error")
+
+
+def _execution_id_problems(body: Any, settings: Settings) -> list[RequestProblem]:
+    """The request model's own check of `execution_id`, also when other fields failed their types:
+    every problem at once, not the type errors first and the name on the next try."""
+    if not isinstance(body, dict) or not isinstance(body.get("execution_id"), str) or not body["execution_id"]:
+        return []
+    spec = body.get("spec") if isinstance(body.get("spec"), dict) else None
+    draft = Request.model_construct(operation="create", execution_id=body["execution_id"], spec=spec)
+    return [p for p in check_request(draft, settings) if p.path == "execution_id"]
 
 
 def _validation_problem(error: Mapping[str, Any]) -> RequestProblem:
