@@ -221,6 +221,9 @@ def test_an_operation_outlives_a_server_restart_on_its_namespace(
             assert deleting.status_code == 202, deleting.text
             job_id = json_of(deleting)["job_id"]
             wait_for_record(client, execution_id, job_id, "running")
+            with other.client() as second:  # the other server lists it as this one does, from the record
+                rows = [r for r in json_of(second.get("/environments")) if r["name"] == execution_id]
+                assert [r["status"] for r in rows] == ["deleting"]
         server.restart()
         with server.client() as client, other.client() as second:
             after = wait_for_record(client, execution_id, job_id, "interrupted")
@@ -374,6 +377,8 @@ def test_a_server_stopped_mid_operation_records_it_as_interrupted(
             operation = operation_of(second, execution_id)["operation"]
             assert (operation["job_id"], operation["status"]) == (job_id, "interrupted"), operation
             assert operation["error"] == "the server stopped before the operation ended"
+            row = next(r for r in json_of(second.get("/environments")) if r["name"] == execution_id)
+            assert row["status"] == "deleting"  # its namespace is still terminating
             again = second.delete(f"/environments/{execution_id}")  # no longer running: may be retried
             assert again.status_code == 202, again.text
     finally:

@@ -54,6 +54,7 @@ from envspec.service.operations import (
     find_environment,
     list_environments,
     lookup_namespace,
+    namespace_annotations,
     serve,
 )
 from envspec.service.requests import (
@@ -342,9 +343,10 @@ def create_app(config: ApiConfig) -> FastAPI:
         ]
         if bad:
             raise ApiError(422, "invalid request", bad)
-        rows = await list_environments(service, label_selector=",".join(filters) or None)
-        operations = board(request)
-        return [_summary(row, operations.running(str(row["name"]))) for row in rows]
+        selector = ",".join(filters) or None
+        rows = await list_environments(service, label_selector=selector)
+        records = await namespace_annotations(service, label_selector=selector)
+        return [_summary(row, board(request), records.get(str(row["namespace"]), {})) for row in rows]
 
     @app.get(
         f"{PREFIX}/environments/{{environment_id}}",
@@ -468,7 +470,11 @@ def create_app(config: ApiConfig) -> FastAPI:
         if config.auth and config.tokens.access(token) is Access.NONE:
             return HTMLResponse(login_page("that token is not valid" if token else ""), headers=NO_STORE)
         operations = board(request)
-        rows = [_summary(row, operations.running(str(row["name"]))) for row in await list_environments(service)]
+        records = await namespace_annotations(service)
+        rows = [
+            _summary(row, operations, records.get(str(row["namespace"]), {}))
+            for row in await list_environments(service)
+        ]
         recent = [tracked.record() for tracked in operations.recent(DASHBOARD_OPERATIONS)]
         return HTMLResponse(dashboard_page(rows, recent, with_token=config.auth), headers=NO_STORE)
 
@@ -630,15 +636,13 @@ def _state(report: Mapping[str, Any], operation: Mapping[str, Any] | None) -> st
     return "not_ready"
 
 
-def _summary(row: Mapping[str, Any], running: Tracked | None) -> dict[str, Any]:
+def _summary(row: Mapping[str, Any], operations: Board, annotations: Mapping[str, str]) -> dict[str, Any]:
+    """A row of `envspec ls -o json` with the original's names and the status `GET /environments/{id}` gives."""
     summary = dict(row)
-    summary["execution_id"] = summary["environment_id"] = row["name"]
-    if running is not None:
-        summary["status"] = "deleting" if running.operation == "delete" else "creating"
-    elif row.get("phase") == "Terminating":
-        summary["status"] = "deleting"
-    else:
-        summary["status"] = "ready" if row.get("ready") == row.get("total") else "not_ready"
+    name = str(row["name"])
+    summary["execution_id"] = summary["environment_id"] = name
+    operation = _last_operation(operations.latest(name), stored_record(annotations))
+    summary["status"] = _state({**row, "objects": []}, operation)
     return summary
 
 

@@ -24,9 +24,9 @@ from envspec.events import Emitter
 from envspec.kube import kinds
 from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
-from envspec.kube.ssa import api_request, get_object
+from envspec.kube.ssa import api_request, get_object, list_objects
 from envspec.lifecycle.expiry import Clock, system_clock
-from envspec.meta import annotations_of, environment_of, format_instant, is_managed, name_of
+from envspec.meta import MANAGED_SELECTOR, annotations_of, environment_of, format_instant, is_managed, name_of
 from envspec.operations.down import down
 from envspec.operations.environments import EnvironmentRef, find_namespace
 from envspec.operations.extend import extend
@@ -243,3 +243,13 @@ async def lookup_namespace(service: Service, namespace: str) -> EnvironmentLooku
     if found is None:
         return None
     return EnvironmentLookup(environment_of(found) or "", name_of(found), is_managed(found), annotations_of(found))
+
+
+async def namespace_annotations(service: Service, *, label_selector: str | None = None) -> dict[str, Mapping[str, str]]:
+    """The annotations of every namespace envspec manages, by namespace (where the API keeps its records)."""
+    selector = f"{MANAGED_SELECTOR},{label_selector}" if label_selector else MANAGED_SELECTOR
+    async with connect(service.target) as api:
+        listing = await list_objects(
+            api, kinds.NAMESPACE, None, deadline=Deadline(STATUS_TIMEOUT_SECONDS), label_selector=selector
+        )
+    return {name_of(item): annotations_of(item) for item in listing.items}
