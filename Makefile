@@ -51,7 +51,7 @@ bench: install
 	$(BIN)/envspec cluster up --name envspec-bench --provider kwok
 	status=0; \
 	export KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig --name envspec-bench); \
-	for bench in up watch gc api; do $(BIN)/python bench/$$bench.py || status=$$?; done; \
+	for bench in up watch gc test worker api; do $(BIN)/python bench/$$bench.py || status=$$?; done; \
 	$(BIN)/envspec cluster down --name envspec-bench || true; \
 	exit $$status
 

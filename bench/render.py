@@ -21,7 +21,7 @@ from pathlib import Path
 from envspec.loader import load_text
 from envspec.pipeline import build_plan, load_spec
 from envspec.render import plan_text, write_directory
-from envspec.validate import validate
+from envspec.validation import validate
 
 REPO = Path(__file__).resolve().parent.parent
 LARGE = REPO / "examples" / "large" / "maestro-env.yaml"

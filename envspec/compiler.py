@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envspec import refs
+from envspec.defaults import ContainerResources, ValidSpec
 from envspec.model import Database, Service, TestJob
 from envspec.plan import (
     ENVIRONMENT_LABEL,
@@ -28,7 +29,6 @@ from envspec.plan import (
 )
 from envspec.templates import Engine, engine, fill, render
 from envspec.units import parse_duration
-from envspec.validate import ContainerResources, ValidSpec
 
 SECRET_PLACEHOLDER = "<generated-at-apply>"
 NAMESPACE_MAX_LENGTH = 63
@@ -90,6 +90,11 @@ def compile_plan(
 ) -> Plan:
     """The ordered plan for `valid`. Missing secret values are shown as a placeholder."""
     return _Compiler(valid, identity(valid, env_id), secrets or {}, include_tests).compile()
+
+
+def substitute(valid: ValidSpec, text: str, *, env_id: str | None = None) -> str:
+    """`text` (a spec string that validation checked carries no secret reference) with its references filled in."""
+    return _Compiler(valid, identity(valid, env_id), {}, False).substitute(text)
 
 
 class _Compiler:
@@ -239,6 +244,7 @@ class _Compiler:
             name=name,
             selector=self.selector(name),
             podLabels=self.pod_labels(name, "database"),
+            podAnnotations=dict(database.annotations) or None,
             pod=pod,
             volumeClaimTemplates=claims,
         )
@@ -282,6 +288,7 @@ class _Compiler:
             replicas=service.replicas,
             selector=self.selector(name),
             podLabels=self.pod_labels(name, "service"),
+            podAnnotations=dict(service.annotations) or None,
             pod=self.pod(container, restart_policy=None, volumes=None),
         )
         return manifest
@@ -301,6 +308,7 @@ class _Compiler:
             backoffLimit=test.retries,
             activeDeadlineSeconds=parse_duration(test.timeout),
             podLabels=self.pod_labels(name, "test"),
+            podAnnotations=dict(test.annotations) or None,
             pod=self.pod(container, restart_policy="Never", volumes=None),
         )
         return manifest

@@ -20,7 +20,9 @@ class ExitCode(IntEnum):
     USER_ERROR = 1  # invalid spec, bad input, refused operation; `diff`: differences found
     USAGE = 2  # bad command line (click's own code)
     CLUSTER = 3  # the Kubernetes API refused or could not be reached
-    NOT_READY = 4  # readiness failed or the deadline passed
+    NOT_READY = 4  # readiness failed or the deadline passed; `test`: the environment is not ready
+    TESTS_FAILED = 5  # `test`: at least one test failed or could not run
+    TESTS_TIMED_OUT = 6  # `test`: a test timed out, and none failed otherwise
     INTERNAL = 70  # a bug in envspec: see the log file named in the message
     INTERRUPTED = 130  # Ctrl-C
 

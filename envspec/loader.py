@@ -38,6 +38,9 @@ class LoadedDocument:
     data: Any
     value_positions: dict[PathKey, Location] = field(default_factory=dict)
     key_positions: dict[PathKey, Location] = field(default_factory=dict)
+    # The text written for each scalar that YAML reads as a number or a boolean (`8.10`,
+    # `0x1F`, `1e3`, `.inf`, `true`): where the spec expects a string, that text is the value.
+    scalar_texts: dict[PathKey, str] = field(default_factory=dict)
 
     def locate(self, path: PathKey, *, key: bool = False) -> Location:
         """The position of the node at `path`, or of its nearest existing ancestor.
@@ -91,7 +94,10 @@ class _Builder:
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
-        return self.scalar(node)
+        value = self.scalar(node)
+        if value is not None and not isinstance(value, str):
+            self.doc.scalar_texts.setdefault(path, str(node.value))
+        return value
 
     def scalar(self, node: ScalarNode) -> Any:
         tag = str(node.tag)

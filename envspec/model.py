@@ -3,7 +3,8 @@
 This module is the one place the spec language is defined. The JSON Schema
 (`envspec schema`, schemas/maestro-env.schema.json) is generated from it, and
 the validator maps pydantic's errors back to the YAML nodes. Checks that need
-more than one field (references, dependencies, quota) live in validate.py.
+more than one field (references, dependencies, quota) live in envspec/validation/meaning.py;
+defaults that depend on the process environment or on other fields in envspec/defaults.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from envspec.units import NEVER, parse_duration, parse_quantity
+from envspec.units import NEVER, OutOfRange, parse_duration, parse_quantity_in_range
 
 API_VERSION = "envspec/v1"
 ENGINES = ("postgresql", "mysql", "mongodb", "redis")
@@ -49,7 +50,9 @@ def _as_text(value: Any, what: str) -> str:
 def _quantity(value: Any) -> str:
     text = _as_text(value, "a quantity such as 500m, 2, 256Mi or 1Gi")
     try:
-        parse_quantity(text)
+        parse_quantity_in_range(text)
+    except OutOfRange as exc:
+        raise _fail(str(exc)) from None
     except ValueError:
         raise _fail(f"invalid quantity {text!r}: expected e.g. 500m, 2, 256Mi or 1Gi") from None
     return text
@@ -64,10 +67,12 @@ def _quota_quantity(value: Any) -> str:
 def _duration(value: Any) -> str:
     if value == NEVER:
         return NEVER
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value.isdigit():  # a bare number, as written: it lacks a unit
         raise _fail("must be a duration such as 30s, 45m, 2h, 1h30m or 7d")
     try:
         parse_duration(value)
+    except OutOfRange as exc:
+        raise _fail(str(exc)) from None
     except ValueError as exc:
         raise _fail(f"{exc}: expected e.g. 30s, 45m, 2h, 1h30m or 7d") from None
     return value
@@ -141,6 +146,14 @@ def _labels(value: Any) -> dict[str, str]:
     return {str(key): _as_text(item, "a string") if item is not None else "" for key, item in value.items()}
 
 
+def _annotations(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail("must be a mapping of annotation keys to values")
+    return {str(key): _as_text(item, "a string") if item is not None else "" for key, item in value.items()}
+
+
 def _health(value: Any) -> Any:
     if isinstance(value, str):
         return {"path": value}
@@ -179,8 +192,18 @@ Ttl = Annotated[str, BeforeValidator(_ttl), WithJsonSchema({"type": "string", "e
 Port = Annotated[
     int, BeforeValidator(_integer(1, 65535)), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})
 ]
-NonNegativeInt = Annotated[int, BeforeValidator(_integer(0)), WithJsonSchema({"type": "integer", "minimum": 0})]
-PositiveInt = Annotated[int, BeforeValidator(_integer(1)), WithJsonSchema({"type": "integer", "minimum": 1})]
+# The API's integer fields envspec writes (replicas, ports, probe seconds, backoffLimit) are int32.
+INT32_MAX = 2**31 - 1
+NonNegativeInt = Annotated[
+    int,
+    BeforeValidator(_integer(0, INT32_MAX)),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": INT32_MAX}),
+]
+PositiveInt = Annotated[
+    int,
+    BeforeValidator(_integer(1, INT32_MAX)),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": INT32_MAX}),
+]
 Command = Annotated[list[str], BeforeValidator(_command), WithJsonSchema(_STRING_OR_LIST)]
 EnvMap = Annotated[
     dict[str, str],
@@ -191,6 +214,21 @@ LabelMap = Annotated[
     dict[str, str],
     BeforeValidator(_labels),
     WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}),
+]
+AnnotationMap = Annotated[
+    dict[str, str],
+    BeforeValidator(_annotations),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {
+                "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+                "not": {"pattern": "^envspec\\.dev/"},
+            },
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        }
+    ),
 ]
 Version = Annotated[str, BeforeValidator(_version), WithJsonSchema({"type": ["string", "number"]})]
 HttpPath = Annotated[str, BeforeValidator(_http_path), WithJsonSchema({"type": "string", "pattern": "^/"})]
@@ -263,6 +301,9 @@ class Database(SpecModel):
     """Size of a persistent volume claim for the data. Default: none (ephemeral emptyDir)."""
     resources: Resources | None = None
     """Requests and limits of the database container."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents, tooling). Keys are Kubernetes
+    annotation keys; `envspec.dev/` is reserved."""
 
 
 class HealthCheck(SpecModel):
@@ -303,6 +344,9 @@ class Service(SpecModel):
     """Requests and limits of the container."""
     depends_on: list[str] | None = None
     """Databases and services that must be ready before this service starts. Default: every database."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents, tooling). Keys are Kubernetes
+    annotation keys; `envspec.dev/` is reserved."""
 
 
 class TestJob(SpecModel):
@@ -322,6 +366,9 @@ class TestJob(SpecModel):
     """How many times a failed test is retried (the Job's backoffLimit)."""
     resources: Resources | None = None
     """Requests and limits of the test container."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents; on the local cluster kwok's stage
+    annotations simulate outcomes). Keys are Kubernetes annotation keys; `envspec.dev/` is reserved."""
 
 
 class RedisReporting(SpecModel):
@@ -329,8 +376,10 @@ class RedisReporting(SpecModel):
 
     url: str
     """Redis URL; may use references, e.g. `${env.REDIS_URL:-redis://localhost:6379/0}`."""
-    stream_prefix: str = "maestro:streams:k8s"
+    stream_prefix: str = Field("maestro:streams:k8s", min_length=1)
     """Streams `<prefix>:status` and `<prefix>:results` are written."""
+    max_len: PositiveInt = 10_000
+    """Every XADD caps its stream at about this many entries (`MAXLEN ~`)."""
 
 
 class Reporting(SpecModel):

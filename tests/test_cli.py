@@ -84,7 +84,7 @@ def test_validate_invalid_spec_lists_located_problems_on_stderr(tmp_path: Path) 
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"{spec}:6:15: services.api.replicas: must be an integer >= 0",
+        f"{spec}:6:15: services.api.replicas: must be an integer between 0 and 2147483647",
         f"{spec}:8:5: services.api.depends_on: unknown key 'depends_on'; did you mean 'dependsOn'?",
         "2 problems found",
     ]
@@ -97,7 +97,9 @@ def test_validate_reads_stdin() -> None:
     assert ok.stdout.startswith("<stdin>: OK: environment 'quickstart'")
     bad = run("validate", "-f", "-", input=BROKEN)
     assert bad.exit_code == 1
-    assert bad.stderr.splitlines()[0] == "<stdin>:6:15: services.api.replicas: must be an integer >= 0"
+    assert (
+        bad.stderr.splitlines()[0] == "<stdin>:6:15: services.api.replicas: must be an integer between 0 and 2147483647"
+    )
     syntax = run("validate", "-f", "-", input="a: [\n")
     assert syntax.exit_code == 1
     assert re.match(r"<stdin>:2:1: YAML syntax error: ", syntax.stderr)
@@ -198,7 +200,7 @@ def test_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert exit_code_of_main(["validate", "-f", QUICKSTART], capsys)[0] == 0
     code, out, err = exit_code_of_main(["validate", "-f", str(spec)], capsys)
     assert (code, out) == (1, "")
-    assert err.startswith(f"{spec}:6:15: services.api.replicas: must be an integer >= 0\n")
+    assert err.startswith(f"{spec}:6:15: services.api.replicas: must be an integer between 0 and 2147483647\n")
     code, _, err = exit_code_of_main(["render", "-f", str(tmp_path / "missing.yaml")], capsys)
     assert code == 1 and err.startswith("error: ")
     assert exit_code_of_main(["render", "--bogus"], capsys)[0] == 2
@@ -264,7 +266,9 @@ def test_render_invalid_spec_from_stdin() -> None:
     result = run("render", "-f", "-", input=BROKEN)
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("<stdin>:6:15: services.api.replicas: must be an integer >= 0\n")
+    assert result.stderr.startswith(
+        "<stdin>:6:15: services.api.replicas: must be an integer between 0 and 2147483647\n"
+    )
 
 
 def test_render_out_dir(tmp_path: Path) -> None:
@@ -466,7 +470,9 @@ def test_installed_envspec_command_renders() -> None:
         check=False,
     )
     assert broken.returncode == 1
-    assert broken.stderr.startswith("<stdin>:6:15: services.api.replicas: must be an integer >= 0\n")
+    assert broken.stderr.startswith(
+        "<stdin>:6:15: services.api.replicas: must be an integer between 0 and 2147483647\n"
+    )
     assert "Traceback" not in broken.stderr
 
 

@@ -13,12 +13,13 @@ import kubernetes_validate
 import pytest
 
 from envspec.compiler import SECRET_PLACEHOLDER, compile_plan, namespace_name, secret_slots
+from envspec.defaults import ValidSpec
 from envspec.errors import EnvspecError
 from envspec.loader import load_text
 from envspec.pipeline import build_plan, check_id
 from envspec.plan import Plan, SecretSlot
 from envspec.render import plan_text
-from envspec.validate import ValidSpec, validate
+from envspec.validation import validate
 
 REPO = Path(__file__).resolve().parent.parent
 HEAD = "apiVersion: envspec/v1\nname: demo\n"

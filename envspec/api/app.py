@@ -44,6 +44,7 @@ from envspec.api.board import INTERRUPTED, Board, Tracked, wait_for
 from envspec.api.dashboard import COOKIE as DASHBOARD_COOKIE
 from envspec.api.dashboard import dashboard_page, login_page
 from envspec.api.records import DEFAULT_HEARTBEAT_SECONDS, LIVE_STATES, ClusterRecords, stored_record
+from envspec.defaults import ValidSpec
 from envspec.errors import ClusterError, EnvspecError, ExitCode
 from envspec.events import Emitter, envelope_to_dict
 from envspec.pipeline import build_plan
@@ -68,7 +69,6 @@ from envspec.service.requests import (
 )
 from envspec.service.settings import Settings
 from envspec.sinks import Recorder
-from envspec.validate import ValidSpec
 
 PREFIX = "/api/v1/k8s-execution"
 DOCS_ASSETS = "/docs/assets"

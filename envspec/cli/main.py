@@ -34,7 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extend": ("extend", "Push an environment's expiry to now + TTL."),
     "gc": ("gc", "Delete expired environments."),
     "watch": ("watch", "Bring an environment up and reapply on every spec change."),
+    "worker": ("worker", "Serve environment requests from a Redis stream."),
+    "test": ("test", "Run the spec's tests as Jobs in the environment; summary, JUnit, exit code."),
     "serve": ("serve", "Serve the REST API of the k8s-execution service (port 8004)."),
+    "logs": ("logs", "Print the logs of a service, a database or a test's last run."),
     "cluster": ("cluster", "Manage the local Kubernetes cluster for development and CI."),
 }
 
@@ -86,6 +89,9 @@ Exit codes:
   2   bad command line
   3   the Kubernetes API refused a request or could not be reached
   4   an object did not become ready before the deadline, or failed
+      (`test`: the environment is not on the cluster or not ready)
+  5   `test`: at least one test failed or could not run
+  6   `test`: a test timed out, and none failed otherwise
   70  internal error (a bug; the message names a log file)
   130 interrupted
 """

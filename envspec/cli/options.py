@@ -124,3 +124,43 @@ def check_file_or_name(file: str, name: str | None) -> None:
     context = click.get_current_context()
     if name is not None and context.get_parameter_source("file") is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("give either -f FILE or --name ENV, not both")
+
+
+REPORT_REDIS_META = "envspec.report_redis"  # where `--report-redis` leaves its URL for `cli.run`
+
+
+def _remember_report_url(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None or not value.strip():
+        return
+    from urllib.parse import urlsplit
+
+    from envspec.report.redis_url import mask_url
+
+    url = value.strip()
+    try:
+        scheme = urlsplit(url).scheme
+        urlsplit(url).port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as exc:
+        raise click.BadParameter(f"{mask_url(url)}: {exc}", ctx, param) from None
+    if scheme not in ("redis", "rediss", "unix"):
+        raise click.BadParameter(f"{mask_url(url)}: must start with redis://, rediss:// or unix://", ctx, param)
+    ctx.meta[REPORT_REDIS_META] = url
+
+
+def report_option(func: F) -> F:
+    """`--report-redis URL` (or $ENVSPEC_REPORT_REDIS): also report to Redis Streams.
+
+    Not a parameter of the command: the URL is left in the click context, where
+    `cli.run` composes the Redis sink into the sinks. No command knows that sink.
+    """
+    decorated: F = click.option(
+        "--report-redis",
+        metavar="URL",
+        envvar="ENVSPEC_REPORT_REDIS",
+        default=None,
+        expose_value=False,
+        callback=_remember_report_url,
+        help="Also publish status entries and a results record to Redis Streams at this URL "
+        "(wins over the spec's reporting.redis.url) [env: ENVSPEC_REPORT_REDIS].",
+    )(func)
+    return decorated

@@ -24,10 +24,6 @@ def command(file: str) -> None:
       envspec validate -f examples/fullstack/maestro-env.yaml
       cat maestro-env.yaml | envspec validate -f -
     """
-    valid = load_spec(file, os.environ)
-    spec = valid.spec
-    counts = ", ".join(
-        f"{len(items)} {label}{'' if len(items) == 1 else 's'}"
-        for label, items in (("database", spec.databases), ("service", spec.services), ("test", spec.tests))
-    )
-    click.echo(f"{valid.source}: OK: environment '{spec.name}' ({counts}; ttl {valid.ttl})")
+    from envspec.present import validation_text
+
+    click.echo(validation_text(load_spec(file, os.environ)))

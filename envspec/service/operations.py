@@ -31,7 +31,9 @@ from envspec.operations.down import down
 from envspec.operations.environments import EnvironmentRef, find_namespace
 from envspec.operations.extend import extend
 from envspec.operations.gc import GcOptions, gc
+from envspec.operations.spec import test_plans_of
 from envspec.operations.status import ls, status
+from envspec.operations.test import TestOptions, TestRunResult, TestsFailed, run_tests
 from envspec.operations.up import up
 from envspec.pipeline import build_plan
 from envspec.plan import Plan, SecretSlot
@@ -42,6 +44,7 @@ from envspec.service.requests import (
     Request,
     RequestError,
     RequestProblem,
+    ad_hoc_test,
     namespace_for,
     resources_created,
     validate_request_spec,
@@ -168,7 +171,47 @@ async def _cleanup(request: Request, service: Service, events: Emitter) -> tuple
     }
 
 
+AD_HOC_TEST = "adhoc"
+
+
+def _test_details(result: TestRunResult) -> dict[str, Any]:
+    return {
+        "resources_created": list(result.resources()),
+        "run_id": result.run_id,
+        "exit_code": result.exit_code,
+        "tests": [
+            {
+                "name": case.name,
+                "result": case.result.value,
+                "duration_seconds": round(case.seconds, 3),
+                "reason": case.reason,
+                "cause": case.cause,
+            }
+            for case in result.cases
+        ],
+    }
+
+
+async def _test(request: Request, service: Service, events: Emitter) -> tuple[EnvironmentRef, dict[str, Any]]:
+    """The spec's tests (or `tests`), or one ad-hoc `test_image` test, in the ready environment."""
+    ad_hoc = ad_hoc_test(request)
+    valid = validate_request_spec(request, service.settings, extra_tests={AD_HOC_TEST: ad_hoc} if ad_hoc else None)
+    plans = test_plans_of(valid)
+    names = (AD_HOC_TEST,) if ad_hoc else tuple(request.tests or ())
+    draft = plans.environment(None)
+    ref = EnvironmentRef(draft.environment, draft.namespace)
+    options = TestOptions(names=names, log_events=False, apply=ApplyOptions(timeout_seconds=service.timeout_seconds))
+    try:
+        result = await run_tests(
+            service.target, plans, events=events.about(draft.environment, draft.namespace), options=options
+        )
+    except TestsFailed as failed:
+        return ref, {**_test_details(failed.result), "ok": False, "error": events.redact(failed.message)}
+    return ref, _test_details(result)
+
+
 HANDLERS: dict[str, Handler] = {
+    "test": _test,
     "create": _create,
     "delete": _delete,
     "status": _status,

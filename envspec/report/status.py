@@ -1,0 +1,179 @@
+"""What envspec's events mean on the Redis streams: status `type`s, results, and the sink that writes them.
+
+The Redis sink (`redis_sink.RedisStreamSink`) knows no event; this module tells it
+which envelopes are phase transitions and with which `type` (`StatusTypes`), which
+envelope ends an operation and what its result record is (`result_of`), and builds it
+(`reporting_sink`). Types use the CDEvents vocabulary where it has a name for the
+phase (`environment.created`, `environment.modified`, `environment.deleted`), so
+CDEvents consumers can read the stream, and `envspec.*` names otherwise:
+
+    environment ready, its namespace created by this run   environment.created
+    environment ready, it existed before (a watch cycle)   environment.modified
+    namespace deleted (down, gc)                           environment.deleted
+    an up begins / fails                                   envspec.environment.applying / .failed
+    a down begins                                          envspec.environment.deleting
+    object applied / ready / failed / pruned               envspec.object.applied / .ready / .failed / .pruned
+    gc would delete (dry run) / skipped / stuck / failed   envspec.gc.would_delete / .skipped / .stuck / .failed
+    one gc sweep finished                                  envspec.gc.swept
+    a watch edit that does not validate                    envspec.environment.invalid
+
+Progress lines (`object_progress`), waves and lease renewals are not phase transitions:
+they stay on the terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from envspec.events import (
+    Envelope,
+    EnvironmentReady,
+    GcDeleted,
+    GcDeleteFailed,
+    GcSkipped,
+    GcStuck,
+    GcSweepFinished,
+    NamespaceDeleted,
+    NamespaceDeleting,
+    ObjectApplied,
+    ObjectFailed,
+    ObjectReady,
+    OperationFinished,
+    OperationStarted,
+    Pruned,
+    Summary,
+    WatchCycle,
+    WatchSpecInvalid,
+    envelope_to_dict,
+)
+from envspec.report.redis_sink import DEFAULT_MAXLEN, DEFAULT_STREAM_PREFIX, RedisStreamSink
+from envspec.report.results import OperationResult
+
+ENVIRONMENT_CREATED = "environment.created"
+ENVIRONMENT_MODIFIED = "environment.modified"
+ENVIRONMENT_DELETED = "environment.deleted"
+# Operations that bring an environment up: their start is "applying", their failure "failed".
+APPLYING_OPERATIONS = frozenset({"up", "create"})
+DELETING_OPERATIONS = frozenset({"down", "delete"})
+
+
+class StatusTypes:
+    """`envelope -> type | None`; remembers, per operation, whether it created the namespace.
+
+    `environment.created` versus `environment.modified` depends on an earlier event of
+    the same operation (the namespace's `object_applied` with action `created`), hence
+    the state. It is called in emit order, as the sink calls it.
+    """
+
+    def __init__(self) -> None:
+        self._created_namespace: set[str] = set()  # operation ids whose run created the namespace
+
+    def __call__(self, envelope: Envelope) -> str | None:
+        event = envelope.event
+        match event:
+            case OperationStarted():
+                if envelope.operation in APPLYING_OPERATIONS:
+                    return "envspec.environment.applying"
+                if envelope.operation in DELETING_OPERATIONS:
+                    return "envspec.environment.deleting"
+                return None
+            case ObjectApplied():
+                if event.ref.startswith("namespace/") and event.action == "created":
+                    self._created_namespace.add(envelope.operation_id)
+                return "envspec.object.applied"
+            case ObjectReady():
+                return "envspec.object.ready"
+            case ObjectFailed():
+                return "envspec.object.failed"
+            case Pruned():
+                return "envspec.object.pruned"
+            case EnvironmentReady():
+                created = envelope.operation_id in self._created_namespace
+                self._created_namespace.discard(envelope.operation_id)
+                return ENVIRONMENT_CREATED if created else ENVIRONMENT_MODIFIED
+            case Summary(ok=False):
+                return "envspec.environment.failed"
+            case NamespaceDeleting():
+                return None  # the operation's start already said "deleting"
+            case NamespaceDeleted():
+                return ENVIRONMENT_DELETED
+            case GcDeleted():
+                return "envspec.gc.would_delete" if event.dry_run else ENVIRONMENT_DELETED
+            case GcSkipped():
+                return "envspec.gc.skipped"
+            case GcStuck():
+                return "envspec.gc.stuck"
+            case GcDeleteFailed():
+                return "envspec.gc.failed"
+            case GcSweepFinished():
+                return "envspec.gc.swept"
+            case WatchCycle():
+                return ENVIRONMENT_MODIFIED if event.ok else "envspec.environment.failed"
+            case WatchSpecInvalid():
+                return "envspec.environment.invalid"
+            case OperationFinished():
+                # Its result says how it ended; forget it (a worker's sink lives for many operations).
+                self._created_namespace.discard(envelope.operation_id)
+        return None
+
+
+def result_of(envelope: Envelope) -> OperationResult | None:
+    """The `<prefix>:results` record of an operation's last event (and of each watch cycle); else None."""
+    event = envelope.event
+    if isinstance(event, OperationFinished):
+        return OperationResult(
+            job_id=envelope.operation_id,
+            operation=envelope.operation,
+            ok=event.ok,
+            execution_id=envelope.environment,
+            environment=envelope.environment,
+            namespace=envelope.namespace,
+            resources_created=event.resources,
+            duration_ms=round(event.seconds * 1000),
+            error=None if event.ok else event.message or f"exit code {event.exit_code}",
+            time=envelope.time,
+            extra={"exit_code": event.exit_code},
+        )
+    if isinstance(event, WatchCycle):
+        return OperationResult(
+            job_id=envelope.operation_id,
+            operation=envelope.operation,
+            ok=event.ok,
+            execution_id=envelope.environment,
+            environment=envelope.environment,
+            namespace=envelope.namespace,
+            resources_created=(*event.created, *event.configured),
+            duration_ms=round(event.seconds * 1000),
+            error=None if event.ok else event.message,
+            time=envelope.time,
+            extra={"cycle": event.cycle, "pruned": list(event.pruned)},
+        )
+    return None
+
+
+def reporting_sink(
+    url: str,
+    *,
+    stream_prefix: str = DEFAULT_STREAM_PREFIX,
+    maxlen: int = DEFAULT_MAXLEN,
+    results: bool = True,
+    on_warning: Callable[[str], None] | None = None,
+) -> RedisStreamSink[Envelope]:
+    """The Redis sink for envspec's events: status entries, and (unless `results` is false) results.
+
+    The worker passes `results=False`: it writes each request's result itself, before
+    acknowledging the request, rather than through a best-effort buffer.
+    """
+    return RedisStreamSink[Envelope](
+        url,
+        status_type=StatusTypes(),
+        to_fields=_fields,
+        result_of=result_of if results else None,
+        stream_prefix=stream_prefix,
+        maxlen=maxlen,
+        on_warning=on_warning,
+    )
+
+
+def _fields(envelope: Envelope) -> Mapping[str, object]:
+    return envelope_to_dict(envelope)
