@@ -28,6 +28,8 @@ ENDPOINTS = [
     ("DELETE", "/environments/test-001", True),
     ("POST", "/environments/test-001/extend", True),
     ("GET", "/environments/test-001/events", False),
+    ("POST", "/jobs", True),
+    ("GET", "/jobs/job-1", False),
     ("POST", "/cleanup", True),
 ]
 CREATE: dict[str, object] = {
@@ -47,6 +49,8 @@ def offline() -> Iterator[ApiServer]:
 def body_for(method: str, path: str) -> dict[str, object] | None:
     if method == "POST" and path == "/environments":
         return CREATE
+    if method == "POST" and path == "/jobs":
+        return {"environment_id": "test-001", "test_image": "tests:1", "test_command": "pytest"}
     return {} if method == "POST" else None
 
 
@@ -59,6 +63,8 @@ def test_the_routes_are_the_originals_under_the_prefix(offline: ApiServer) -> No
         f"{PREFIX}/environments/{{environment_id}}",
         f"{PREFIX}/environments/{{environment_id}}/extend",
         f"{PREFIX}/environments/{{environment_id}}/events",
+        f"{PREFIX}/jobs",
+        f"{PREFIX}/jobs/{{job_id}}",
         f"{PREFIX}/cleanup",
     }
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

@@ -385,3 +385,41 @@ def test_a_server_stopped_mid_operation_records_it_as_interrupted(
         kubectl(kube_cluster, "patch", "service", "app", "-n", namespace, "--type", "merge", "-p", release, check=False)
     with other.client() as second:
         assert second.get(f"/environments/{execution_id}", params={"wait": 120}).status_code == 404
+
+
+def test_the_original_job_round_trip_create_job_get_delete(kube_cluster: ClusterInfo, api_factory: ApiFactory) -> None:
+    """POST /jobs with the original's test_image + test_command, and with the spec's test names;
+    GET /jobs/{id} from this server and, by the record on the namespace, from another one."""
+    server = api_factory(kubeconfig=kube_cluster.kubeconfig)
+    other = api_factory(kubeconfig=kube_cluster.kubeconfig)
+    execution_id = new_id("job")
+    spec = {
+        "apiVersion": "envspec/v1",
+        "services": {"api": {"image": "api:1", "port": 80}},
+        "tests": {"smoke": {"image": "tests:1", "command": "pytest -x"}},
+    }
+    with server.client() as client:
+        assert client.post("/environments", json={"execution_id": execution_id, "spec": spec}).status_code == 202
+        try:
+            assert json_of(client.get(f"/environments/{execution_id}", params={"wait": 120}))["status"] == "ready"
+            accepted = client.post(
+                "/jobs", json={"environment_id": execution_id, "test_image": "myapp-tests:1", "test_command": "pytest"}
+            )
+            assert accepted.status_code == 202, accepted.text
+            job_id = json_of(accepted)["job_id"]
+            assert accepted.headers["location"] == f"{PREFIX}/jobs/{job_id}"
+            job = json_of(client.get(f"/jobs/{job_id}", params={"wait": 120}))
+            assert (job["job_id"], job["operation"], job["status"]) == (job_id, "test", "success"), job
+            assert job["duration_ms"] > 0 and [t["result"] for t in job["tests"]] == ["passed"]
+            assert job["resources_created"] and job["run_id"] and job["exit_code"] == 0
+            with other.client() as second:  # another server reads the job from the cluster
+                assert json_of(second.get(f"/jobs/{job_id}"))["status"] == "success"
+            named = client.post("/jobs", json={"environment_id": execution_id, "tests": ["smoke"]})
+            assert named.status_code == 202, named.text
+            run = json_of(client.get(f"/jobs/{json_of(named)['job_id']}", params={"wait": 120}))
+            assert run["status"] == "success" and [t["name"] for t in run["tests"]] == ["smoke"], run
+            assert client.post("/jobs", json={"environment_id": "absent-env"}).status_code == 404
+            assert client.get("/jobs/no-such-job").status_code == 404
+        finally:
+            client.delete(f"/environments/{execution_id}")
+        assert client.get(f"/environments/{execution_id}", params={"wait": 120}).status_code == 404

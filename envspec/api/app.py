@@ -43,7 +43,7 @@ from envspec.api.auth import Access, Tokens
 from envspec.api.board import INTERRUPTED, Board, Tracked, wait_for
 from envspec.api.dashboard import COOKIE as DASHBOARD_COOKIE
 from envspec.api.dashboard import dashboard_page, login_page
-from envspec.api.records import DEFAULT_HEARTBEAT_SECONDS, LIVE_STATES, ClusterRecords, stored_record
+from envspec.api.records import DEFAULT_HEARTBEAT_SECONDS, LIVE_STATES, ClusterRecords, stored_record, stored_request
 from envspec.defaults import ValidSpec
 from envspec.errors import ClusterError, EnvspecError, ExitCode
 from envspec.events import Emitter, envelope_to_dict
@@ -318,6 +318,7 @@ def create_app(config: ApiConfig) -> FastAPI:
             await _refuse_if_busy(environment, operations, existing.annotations)
         job_id = parsed.job_id or secrets.token_hex(8)
         tracked = Tracked(job_id, "create", environment, draft.namespace)
+        tracked.document = {"config": body.config.model_dump(exclude_none=True)} if body.config else {"spec": body.spec}
         operations.start(tracked, _runner(parsed, service, job_id))
         return _accepted(tracked, response)
 
@@ -442,6 +443,65 @@ def create_app(config: ApiConfig) -> FastAPI:
                     yield f"event: {envelope.name}\ndata: {data}\n\n".encode()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.post(
+        f"{PREFIX}/jobs",
+        status_code=202,
+        response_model=models.Accepted,
+        dependencies=write,
+        responses={**ERRORS, **NOT_FOUND, **CONFLICT},
+        tags=["jobs"],
+    )
+    async def run_tests(body: models.RunTests, request: HttpRequest, response: Response) -> Any:
+        """Run tests in an environment: one ad-hoc `test_image` (+ `test_command`), or the spec's `tests`.
+
+        Answers 202 with the `job_id`; `GET /jobs/{job_id}` says how it goes and how it ended.
+        """
+        operations = board(request)
+        environment_id = body.environment_id
+        if operations.running(environment_id) is not None:
+            raise ApiError(409, f"an operation is running on environment {environment_id}: wait for it to end")
+        lookup = await find_environment(service, environment_id)
+        if lookup.namespace is None:
+            raise ApiError(404, f"environment {environment_id} is not on the cluster")
+        if not lookup.managed:
+            raise ApiError(409, f"namespace {lookup.namespace} is not managed by envspec")
+        await _refuse_if_busy(lookup.environment, operations, lookup.annotations)
+        document = stored_request(lookup.annotations)
+        if document is None:
+            raise ApiError(409, f"environment {environment_id} was not created through this API: its spec is unknown")
+        data: dict[str, Any] = {"operation": "test", "execution_id": lookup.environment, **document}
+        data.update(body.model_dump(exclude_none=True, exclude={"environment_id"}))
+        parsed = _parse(data, service)
+        job_id = parsed.job_id or secrets.token_hex(8)
+        tracked = Tracked(job_id, "test", lookup.environment, lookup.namespace)
+        operations.start(tracked, _runner(parsed, service, job_id))
+        accepted = _accepted(tracked, response)
+        accepted["location"] = response.headers["Location"] = f"{PREFIX}/jobs/{job_id}"
+        return accepted
+
+    @app.get(
+        f"{PREFIX}/jobs/{{job_id}}",
+        response_model=models.Operation,
+        dependencies=read,
+        responses={**ERRORS, **NOT_FOUND},
+        tags=["jobs"],
+    )
+    async def job_status(
+        job_id: Annotated[str, PathParam(min_length=1, max_length=200)], request: HttpRequest, wait: Wait = 0
+    ) -> Any:
+        """A test run's status, result, duration, reason and per-test outcomes (`tests`)."""
+        operations = board(request)
+        tracked = operations.by_job.get(job_id)
+        if tracked is not None:
+            if wait > 0:
+                await wait_for(tracked, wait)
+            return tracked.record()
+        for recorded in (await namespace_annotations(service)).values():
+            record = stored_record(recorded)
+            if record is not None and record.get("job_id") == job_id:
+                return record
+        raise ApiError(404, f"no job {job_id} (only the last operation of each environment is kept on the cluster)")
 
     @app.post(
         f"{PREFIX}/cleanup",

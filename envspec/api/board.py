@@ -77,6 +77,7 @@ class Tracked:
     history: deque[Envelope] = field(default_factory=lambda: deque(maxlen=EVENT_HISTORY))
     subscribers: list[MemoryObjectSendStream[Envelope]] = field(default_factory=list)
     interrupted: bool = False  # the server stopped before the operation ended
+    document: dict[str, object] | None = None  # a create's `config`/`spec`: kept so that /jobs can run its tests
 
     @property
     def status(self) -> str:

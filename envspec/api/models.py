@@ -39,6 +39,23 @@ class CreateEnvironment(BaseModel):
     spec: dict[str, Any] | None = Field(None, description="A whole maestro-env document instead of `config`.")
 
 
+class RunTests(BaseModel):
+    """`{"environment_id", "test_command", "test_image"}` (the original) or `{"environment_id", "tests": [names]}`."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"environment_id": "test-001", "test_image": "myapp-tests:latest", "test_command": "pytest"}]
+        },
+    )
+
+    environment_id: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    job_id: str | None = Field(None, min_length=1, max_length=200)
+    test_image: str | None = Field(None, min_length=1)
+    test_command: str | list[str] | None = None
+    tests: list[str] | None = Field(None, description="Names of the spec's tests; all of them if absent.")
+
+
 class ExtendEnvironment(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -31,6 +31,10 @@ from envspec.meta import annotations_of, format_instant_ms, is_managed, parse_in
 from envspec.service.operations import Service
 
 OPERATION_ANNOTATION = "envspec.dev/operation"
+# The create request's `config` or `spec` (never a secret value: passwords are generated
+# into Secrets, references stay references), so that `POST /jobs` can run the tests of an
+# environment it did not create itself.
+REQUEST_ANNOTATION = "envspec.dev/api-request"
 FIELD_MANAGER = "envspec-serve"
 DEFAULT_HEARTBEAT_SECONDS = 5.0
 STALE_BEATS = 3
@@ -55,7 +59,10 @@ class ClusterRecords:
         record["heartbeat_at"] = format_instant_ms(datetime.now(UTC))
         record["heartbeat_seconds"] = self.heartbeat_seconds
         record["server"] = self.server
-        patch = {"metadata": {"annotations": {OPERATION_ANNOTATION: json.dumps(record, separators=(",", ":"))}}}
+        annotations = {OPERATION_ANNOTATION: json.dumps(record, separators=(",", ":"))}
+        if tracked.document is not None:
+            annotations[REQUEST_ANNOTATION] = json.dumps(tracked.document, separators=(",", ":"))
+        patch = {"metadata": {"annotations": annotations}}
         deadline = Deadline(STORE_SECONDS)
         try:
             async with connect(self.service.target) as api:
@@ -106,3 +113,14 @@ def _stale(record: Mapping[str, Any], now: datetime) -> bool:
     except (TypeError, ValueError):
         return True
     return (now - beat).total_seconds() > STALE_BEATS * every + STALE_SLACK_SECONDS
+
+
+def stored_request(annotations: Mapping[str, str]) -> dict[str, Any] | None:
+    """The `config` or `spec` the environment was created from through the API; None if unknown."""
+    try:
+        document = json.loads(annotations.get(REQUEST_ANNOTATION, ""))
+    except ValueError:
+        return None
+    if isinstance(document, dict) and set(document) <= {"config", "spec"} and len(document) == 1:
+        return document
+    return None
