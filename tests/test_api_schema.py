@@ -42,7 +42,8 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_schema(
         kubeconfig=kube_cluster.kubeconfig,
         env={"K8S_NAMESPACE_PREFIX": prefix},
     )
-    env = dict(os.environ, SCHEMATHESIS_HOOKS="tests.schemathesis_hooks", PYTHONPATH=str(Path.cwd()))
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="tests.schemathesis_hooks", PYTHONPATH=str(repo))
     try:
         run = subprocess.run(
             [
@@ -66,6 +67,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_schema(
                 "--no-color",
             ],
             env=env,
+            cwd=tmp_path,  # schemathesis keeps its cache (.schemathesis/) in the working directory
             capture_output=True,
             text=True,
             timeout=900,
