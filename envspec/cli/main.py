@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("watch", "Bring an environment up and reapply on every spec change."),
     "worker": ("worker", "Serve environment requests from a Redis stream."),
     "test": ("test", "Run the spec's tests as Jobs in the environment; summary, JUnit, exit code."),
+    "serve": ("serve", "Serve the REST API of the k8s-execution service (port 8004)."),
     "logs": ("logs", "Print the logs of a service, a database or a test's last run."),
     "cluster": ("cluster", "Manage the local Kubernetes cluster for development and CI."),
 }

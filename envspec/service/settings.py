@@ -170,3 +170,16 @@ def _whole_number(text: str) -> int | None:
 def shorten(text: str, limit: int = 40) -> str:
     """A setting's value as shown in a message: at most `limit` characters."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+DEFAULT_SERVICE_PORT = 8004
+
+
+def service_port(environ: Mapping[str, str]) -> int:
+    """`SERVICE_PORT` (the original's), else 8004; SettingsError when it is not a port."""
+    text = _get(environ, "SERVICE_PORT")
+    if text is None:
+        return DEFAULT_SERVICE_PORT
+    if text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text)
+    raise SettingsError([f"SERVICE_PORT={text!r}: must be a whole number between 1 and 65535"])
