@@ -95,6 +95,24 @@ class Fanout:
             await sink.close()
 
 
+class Shared:
+    """A sink opened once for a service's life (the worker's, the API server's Redis sink),
+    handed to each operation's `run_operation`, which starts and closes its sink: starting
+    and closing this one do nothing, so one operation ending does not close it for the others."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    async def start(self) -> None:
+        pass
+
+    def emit(self, envelope: Envelope) -> None:
+        self.sink.emit(envelope)
+
+    async def close(self) -> None:
+        pass
+
+
 EventT = TypeVar("EventT")
 
 

@@ -40,13 +40,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from envspec import __version__
 from envspec.api import models
 from envspec.api.auth import Access, Tokens
-from envspec.api.board import INTERRUPTED, Board, Tracked, wait_for
+from envspec.api.board import INTERRUPTED, Board, OperationFailed, Tracked, wait_for
 from envspec.api.dashboard import COOKIE as DASHBOARD_COOKIE
 from envspec.api.dashboard import dashboard_page, login_page
 from envspec.api.records import DEFAULT_HEARTBEAT_SECONDS, LIVE_STATES, ClusterRecords, stored_record, stored_request
 from envspec.defaults import ValidSpec
 from envspec.errors import ClusterError, EnvspecError, ExitCode
-from envspec.events import Emitter, envelope_to_dict
+from envspec.events import Emitter, Envelope, envelope_to_dict
+from envspec.operations.run import run_operation
 from envspec.pipeline import build_plan
 from envspec.report.results import OperationResult
 from envspec.service.operations import (
@@ -68,7 +69,7 @@ from envspec.service.requests import (
     validate_request_spec,
 )
 from envspec.service.settings import Settings
-from envspec.sinks import Recorder
+from envspec.sinks import Recorder, Shared
 
 PREFIX = "/api/v1/k8s-execution"
 DOCS_ASSETS = "/docs/assets"
@@ -101,9 +102,12 @@ Wait = Annotated[
 
 
 class ResultReporter(Protocol):
-    """Where the results of operations go besides the answers (the Redis sink has this shape)."""
+    """Where operations are reported besides the answers: every event (status entries) and each
+    operation's result (`envspec.report.status.reporting_sink` has this shape)."""
 
     async def start(self) -> None: ...
+
+    def emit(self, envelope: Envelope) -> None: ...
 
     def publish_result(self, result: OperationResult) -> None: ...
 
@@ -121,7 +125,7 @@ class ApiConfig:
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS  # how often a running operation's record is renewed
     server_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}")
     max_replicas: int = DEFAULT_MAX_REPLICAS  # per service: one request must not flood the cluster with pods
-    reporter: ResultReporter | None = None  # --report-redis: every operation's result to `<prefix>:results`
+    reporter: ResultReporter | None = None  # --report-redis: status entries and results of every operation
     redis_check: Callable[[], Awaitable[str | None]] | None = None  # None: reachable, else why not
 
 
@@ -228,7 +232,9 @@ def create_app(config: ApiConfig) -> FastAPI:
             async with anyio.create_task_group() as group:
                 publish = reporter.publish_result if reporter is not None else None
                 store = ClusterRecords(service, server=config.server_id, heartbeat_seconds=config.heartbeat_seconds)
-                app.state.board = Board(group, max_running=config.max_running, on_result=publish, store=store)
+                app.state.board = Board(
+                    group, max_running=config.max_running, on_result=publish, store=store, reporter=reporter
+                )
                 yield
                 # Stopping: running operations are cancelled (each says so in its last event).
                 group.cancel_scope.cancel()
@@ -409,7 +415,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         parsed = Request.model_validate(
             {"operation": "extend", "execution_id": lookup.environment, "ttl_minutes": minutes}
         )
-        result = await _run_now(parsed, service)
+        result = await _run_now(parsed, service, reporter=config.reporter)
         if not result.ok:
             raise _failure(result)
         return result.record()
@@ -514,7 +520,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         """One sweep of the janitor (`envspec gc`): delete the environments whose TTL has passed."""
         dry_run = body.dry_run if body is not None else False
         parsed = _parse({"operation": "cleanup", "dry_run": dry_run}, service)
-        result = await _run_now(parsed, service)
+        result = await _run_now(parsed, service, reporter=config.reporter)
         if not result.ok:
             raise _failure(result)
         record = result.record()
@@ -623,13 +629,39 @@ def _runner(request: Request, service: Service, job_id: str) -> Callable[[Emitte
     return body
 
 
-async def _run_now(request: Request, service: Service) -> OperationResult:
-    """A quick operation (status, extend, cleanup), answered in the request itself."""
-    events = Emitter(Recorder(), operation=request.operation, operation_id=request.job_id)
+async def _run_now(request: Request, service: Service, *, reporter: ResultReporter | None = None) -> OperationResult:
+    """A quick operation (status, extend, cleanup), answered in the request itself.
+
+    With `reporter` (the writes: extend, cleanup) it runs as an operation of its own, so
+    that its status entries and its result are reported as the CLI's `extend` and `gc` are.
+    """
+    if reporter is None:
+        events = Emitter(Recorder(), operation=request.operation, operation_id=request.job_id)
+        try:
+            return await serve(request, service, events=events)
+        except RequestError as exc:
+            raise ApiError(422, "invalid request", list(exc.problems)) from None
+
+    async def checked(events: Emitter) -> OperationResult:
+        result = await serve(request, service, events=events)
+        if not result.ok:
+            raise OperationFailed(result)  # so that operation_finished says it failed
+        return result
+
     try:
-        return await serve(request, service, events=events)
+        result = await run_operation(
+            request.operation,
+            checked,
+            sink=Shared(reporter),
+            environment=request.execution_id,
+            operation_id=request.job_id,
+        )
+    except OperationFailed as failed:
+        result = failed.result
     except RequestError as exc:
         raise ApiError(422, "invalid request", list(exc.problems)) from None
+    reporter.publish_result(result)
+    return result
 
 
 def _failure(result: OperationResult) -> ApiError:

@@ -26,10 +26,11 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from envspec.errors import EnvspecError
-from envspec.events import Emitter, Envelope
+from envspec.events import Emitter, Envelope, Sink
 from envspec.meta import format_instant_ms
 from envspec.operations.run import run_operation
 from envspec.report.results import OperationResult
+from envspec.sinks import Fanout, Shared
 
 logger = logging.getLogger("envspec.api")
 
@@ -143,8 +144,11 @@ class Board:
         max_running: int = 4,
         on_result: Callable[[OperationResult], None] | None = None,
         store: OperationStore | None = None,
+        reporter: Sink | None = None,
     ) -> None:
         self.store = store
+        # Every operation's events also go here (`--report-redis`: its status entries); opened by the server.
+        self.reporter = Shared(reporter) if reporter is not None else None
         self.group = group
         self.limiter = anyio.CapacityLimiter(max_running)
         self.on_result = on_result
@@ -205,10 +209,11 @@ class Board:
 
     async def _outcome(self, tracked: Tracked, checked: Body) -> OperationResult:
         try:
+            board: Sink = _BoardSink(tracked)
             return await run_operation(
                 tracked.operation,
                 checked,
-                sink=_BoardSink(tracked),
+                sink=board if self.reporter is None else Fanout([board, self.reporter]),
                 environment=tracked.environment,
                 namespace=tracked.namespace,
                 operation_id=tracked.job_id,

@@ -18,14 +18,15 @@ from envspec.api.app import DEFAULT_MAX_REPLICAS, ApiConfig, create_app
 from envspec.api.auth import TOKENS_ENV, load_tokens
 from envspec.api.records import DEFAULT_HEARTBEAT_SECONDS
 from envspec.errors import EnvspecError
-from envspec.events import Envelope, envelope_to_dict
 from envspec.kube.client import ClusterTarget
-from envspec.report.redis_sink import RedisStreamSink
 from envspec.report.redis_url import mask_text, mask_url
+from envspec.report.status import reporting_sink
 from envspec.service.operations import DEFAULT_TIMEOUT_SECONDS, Service
 from envspec.service.settings import load_settings
 
 REDIS_CHECK_TIMEOUT = 2.0
+
+logger = logging.getLogger("envspec.api")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,10 @@ def build_config(options: ServeOptions, environ: Mapping[str, str]) -> ApiConfig
     reporter = None
     redis_check = None
     if redis_url is not None:
-        reporter = RedisStreamSink[Envelope](redis_url, status_type=lambda envelope: None, to_fields=envelope_to_dict)
+        # The sink `envspec up --report-redis` composes: status entries from every operation's events.
+        # Results are handed over by the server itself (`publish_result`), as the worker writes its
+        # own: the `<prefix>:results` entry is the record the API answers with.
+        reporter = reporting_sink(redis_url, results=False, on_warning=logger.warning)
 
         async def check() -> str | None:
             return await redis_problem(redis_url)

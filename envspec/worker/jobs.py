@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envspec.errors import ExitCode
-from envspec.events import Envelope, Sink, open_sink
+from envspec.events import Sink, open_sink
 from envspec.kube.wait import task_group
 from envspec.lifecycle.signals import graceful_stop
 from envspec.operations.run import run_operation
@@ -35,25 +35,10 @@ from envspec.report.results import OperationResult, result_fields
 from envspec.report.status import reporting_sink
 from envspec.service.operations import Service, serve
 from envspec.service.requests import Request, RequestError, decode_entry, parse_entry
+from envspec.sinks import Shared
 from envspec.worker.streams import ConsumerConfig, ConsumerStats, Result, StreamConsumer, StreamMessage
 
 logger = logging.getLogger("envspec.worker")
-
-
-class _Shared:
-    """A sink opened once for the worker's life: each job's `run_operation` must not close it."""
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-
-    async def start(self) -> None:
-        pass
-
-    def emit(self, envelope: Envelope) -> None:
-        self.sink.emit(envelope)
-
-    async def close(self) -> None:
-        pass
 
 
 class RequestHandler:
@@ -61,7 +46,7 @@ class RequestHandler:
 
     def __init__(self, service: Service, status: Sink) -> None:
         self.service = service
-        self.status = _Shared(status)
+        self.status = Shared(status)
 
     async def __call__(self, message: StreamMessage) -> Result:
         try:
