@@ -4,6 +4,7 @@ for namespaces envspec does not manage, and two servers answering alike."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -15,7 +16,7 @@ import pytest
 
 from envspec.cluster import ClusterInfo
 from tests.api_fixtures import PREFIX, WRITE_TOKEN, ApiFactory, json_of
-from tests.cluster_fixtures import kubectl, run_kubectl
+from tests.cluster_fixtures import ServedLogs, kubectl, run_kubectl
 
 pytestmark = pytest.mark.cluster
 
@@ -423,3 +424,52 @@ def test_the_original_job_round_trip_create_job_get_delete(kube_cluster: Cluster
         finally:
             client.delete(f"/environments/{execution_id}")
         assert client.get(f"/environments/{execution_id}", params={"wait": 120}).status_code == 404
+
+
+def test_a_job_answers_with_the_last_log_lines_of_its_tests_secrets_masked(
+    kube_cluster: ClusterInfo, api_factory: ApiFactory, served_logs: ServedLogs
+) -> None:
+    """The test Job's log (served by kwok through the API server's real `pods/{name}/log`) ends in
+    the job's answer: its last 20 lines, the environment's generated password masked, from this
+    server and, by the record on the namespace, from another one."""
+    server = api_factory(kubeconfig=kube_cluster.kubeconfig)
+    other = api_factory(kubeconfig=kube_cluster.kubeconfig)
+    execution_id = new_id("logs")
+    namespace = f"quality-fabric-{execution_id}"
+    spec = {
+        "apiVersion": "envspec/v1",
+        "databases": {"cache": {"engine": "postgresql"}},
+        "services": {"api": {"image": "api:1", "port": 80}},
+        "tests": {"smoke": {"image": "tests:1", "command": "pytest -x"}},
+    }
+    with server.client() as client:
+        assert client.post("/environments", json={"execution_id": execution_id, "spec": spec}).status_code == 202
+        try:
+            assert json_of(client.get(f"/environments/{execution_id}", params={"wait": 120}))["status"] == "ready"
+            secret = json.loads(
+                kubectl(kube_cluster, "get", "secret", "cache-credentials", "-n", namespace, "-o", "json")
+            )
+            password = base64.b64decode(secret["data"]["password"]).decode()
+            assert len(password) >= 16
+            lines = [f"test_{n} PASSED" for n in range(30)] + [f"connected with {password} to cache", "31 passed"]
+            served_logs.for_namespace(namespace, lines)
+            accepted = client.post("/jobs", json={"environment_id": execution_id, "tests": ["smoke"]})
+            assert accepted.status_code == 202, accepted.text
+            job_id = json_of(accepted)["job_id"]
+            answer = client.get(f"/jobs/{job_id}", params={"wait": 120})
+            job = json_of(answer)
+            assert job["status"] == "success", job
+            [smoke] = job["tests"]
+            assert smoke["name"] == "smoke" and smoke["result"] == "passed"
+            assert smoke["log"] == [*lines[-20:-2], "connected with ****** to cache", "31 passed"]
+            assert smoke["log_lines_total"] == 32
+            assert password not in answer.text
+            with other.client() as second:  # the same lines, from the record on the namespace
+                from_other = second.get(f"/jobs/{job_id}")
+                assert json_of(from_other)["tests"][0]["log"] == smoke["log"] and password not in from_other.text
+            status = client.get(f"/environments/{execution_id}")
+            assert json_of(status)["operation"]["tests"][0]["log"] == smoke["log"] and password not in status.text
+        finally:
+            client.delete(f"/environments/{execution_id}")
+        assert client.get(f"/environments/{execution_id}", params={"wait": 120}).status_code == 404
+    assert password not in server.output() and password not in other.output()

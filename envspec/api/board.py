@@ -26,10 +26,11 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from envspec.errors import EnvspecError
-from envspec.events import Emitter, Envelope, Sink
+from envspec.events import Emitter, Envelope, Sink, TestFinished, TestLog, TestQueued, TestStarted
 from envspec.meta import format_instant_ms
 from envspec.operations.run import run_operation
 from envspec.report.results import OperationResult
+from envspec.service.operations import LOG_TAIL_LINES, log_tail
 from envspec.sinks import Fanout, Shared
 
 logger = logging.getLogger("envspec.api")
@@ -79,6 +80,7 @@ class Tracked:
     subscribers: list[MemoryObjectSendStream[Envelope]] = field(default_factory=list)
     interrupted: bool = False  # the server stopped before the operation ended
     document: dict[str, object] | None = None  # a create's `config`/`spec`: kept so that /jobs can run its tests
+    live_tests: dict[str, LiveTest] = field(default_factory=dict)  # a running test operation's tests, by name
 
     @property
     def status(self) -> str:
@@ -103,12 +105,32 @@ class Tracked:
                 "environment": self.environment,
                 "time": format_instant_ms(self.started_at),
             }
+            if self.live_tests:  # until the result lists them: each test's state and last log lines so far
+                record["tests"] = [test.record() for test in self.live_tests.values()]
         if self.interrupted:
             record["status"] = INTERRUPTED
             record["error"] = "the server stopped before the operation ended"
         record["started_at"] = format_instant_ms(self.started_at)
         record["finished_at"] = format_instant_ms(self.finished_at) if self.finished_at else None
         return record
+
+
+@dataclass
+class LiveTest:
+    """A test of a running test operation, as its events tell: its state and its last log lines."""
+
+    name: str
+    result: str = "queued"  # queued, running, then the outcome of its `test_finished`
+    log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    log_lines_total: int = 0
+
+    def record(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "result": self.result,
+            "log": log_tail(list(self.log)),
+            "log_lines_total": self.log_lines_total,
+        }
 
 
 class _BoardSink:
@@ -121,7 +143,8 @@ class _BoardSink:
         pass
 
     def emit(self, envelope: Envelope) -> None:
-        self.tracked.history.append(envelope)
+        if not self._follow_tests(envelope):
+            self.tracked.history.append(envelope)
         for subscriber in list(self.tracked.subscribers):
             try:
                 subscriber.send_nowait(envelope)
@@ -132,6 +155,25 @@ class _BoardSink:
 
     async def close(self) -> None:
         pass
+
+    def _follow_tests(self, envelope: Envelope) -> bool:
+        """Update the live view of the tests; True for a log line, which is kept there only
+        (a chatty test must not push the operation's other events out of the history)."""
+        event = envelope.event
+        tests = self.tracked.live_tests
+        match event:
+            case TestQueued():
+                tests.setdefault(event.test, LiveTest(event.test))
+            case TestStarted():
+                tests.setdefault(event.test, LiveTest(event.test)).result = "running"
+            case TestFinished():
+                tests.setdefault(event.test, LiveTest(event.test)).result = event.result
+            case TestLog():
+                test = tests.setdefault(event.test, LiveTest(event.test, result="running"))
+                test.log.append(event.line)  # masked by the emitter: no secret value reaches here
+                test.log_lines_total += 1
+                return True
+        return False
 
 
 class Board:

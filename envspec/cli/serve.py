@@ -19,7 +19,7 @@ from envspec.cli.options import Duration, cluster_options, output_format
     "--report-redis",
     metavar="URL",
     default=None,
-    help="Publish every operation's result to Redis Streams (default: $REDIS_URL, if set).",
+    help="Publish every operation's status entries and result to Redis Streams (default: $REDIS_URL, if set).",
 )
 @click.option(
     "--token-file",

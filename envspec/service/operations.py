@@ -15,7 +15,7 @@ and propagates.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,24 +172,38 @@ async def _cleanup(request: Request, service: Service, events: Emitter) -> tuple
 
 
 AD_HOC_TEST = "adhoc"
+# The last lines of each test's log in its result (the JUnit report has the whole log): enough
+# to see why a test failed, and small enough for the record the API keeps in an annotation
+# (256 KiB for all of a namespace's annotations) and for a stream entry.
+LOG_TAIL_LINES = 20
+LOG_LINE_CHARS = 500
+
+
+def log_tail(lines: Sequence[str]) -> list[str]:
+    """The last `LOG_TAIL_LINES` lines, each cut to `LOG_LINE_CHARS` characters (already masked by the run)."""
+    return [line if len(line) <= LOG_LINE_CHARS else line[:LOG_LINE_CHARS] + "…" for line in lines[-LOG_TAIL_LINES:]]
 
 
 def _test_details(result: TestRunResult) -> dict[str, Any]:
+    tests = []
+    for case in result.cases:
+        record = case_record(
+            case.name,
+            case.result.value,
+            duration_seconds=case.seconds,
+            attempts=case.attempts,
+            reason=case.reason,
+            cause=case.cause,
+        )
+        # The run read the log through kube.logs.stream_log and masked every secret value in it.
+        record["log"] = log_tail(list(case.log))
+        record["log_lines_total"] = case.log_lines_total if case.log_lines_total is not None else len(case.log)
+        tests.append(record)
     return {
         "resources_created": list(result.resources()),
         "run_id": result.run_id,
         "exit_code": result.exit_code,
-        "tests": [
-            case_record(
-                case.name,
-                case.result.value,
-                duration_seconds=case.seconds,
-                attempts=case.attempts,
-                reason=case.reason,
-                cause=case.cause,
-            )
-            for case in result.cases
-        ],
+        "tests": tests,
     }
 
 
@@ -201,7 +215,8 @@ async def _test(request: Request, service: Service, events: Emitter) -> tuple[En
     names = (AD_HOC_TEST,) if ad_hoc else tuple(request.tests or ())
     draft = plans.environment(None)
     ref = EnvironmentRef(draft.environment, draft.namespace)
-    options = TestOptions(names=names, log_events=False, apply=ApplyOptions(timeout_seconds=service.timeout_seconds))
+    # `test_log` events: the API shows a running test's last lines from them (the worker's sink drops them).
+    options = TestOptions(names=names, log_events=True, apply=ApplyOptions(timeout_seconds=service.timeout_seconds))
     try:
         result = await run_tests(
             service.target, plans, events=events.about(draft.environment, draft.namespace), options=options
