@@ -14,6 +14,7 @@ import pytest
 
 from envspec.cluster import ClusterInfo
 from tests.api_fixtures import READ_TOKEN, ApiFactory, ApiServer
+from tests.chromium_cdp import Chromium
 
 pytestmark = pytest.mark.cluster
 
@@ -91,3 +92,56 @@ def test_the_dashboard_token_is_a_session_cookie_for_the_dashboard_only(
         browser.post("/logout")
         assert 'action="/login"' in browser.get("/").text
     assert READ_TOKEN not in server.output()
+
+
+def log_in(browser: Chromium, token: str) -> None:
+    """Type the token into the login form and press its button, as a person would."""
+    browser.wait_for("document.querySelector('input[name=token]') !== null")
+    browser.evaluate("document.querySelector('input[name=token]').focus()")
+    browser.call("Input.insertText", {"text": token}, session=True)
+    browser.evaluate("window.beforeLogin = true; document.querySelector('form[action=\"/login\"] button').click()")
+    browser.wait_for("window.beforeLogin === undefined && document.readyState === 'complete'")
+
+
+def test_in_chromium_the_token_is_given_through_the_form_and_never_shows_in_the_page_or_url(
+    kube_cluster: ClusterInfo, api_factory: ApiFactory
+) -> None:
+    server = api_factory(kubeconfig=kube_cluster.kubeconfig)
+    execution_id = f"dash-{uuid.uuid4().hex[:6]}"
+    create(server, execution_id)
+    wrong = f"wrong-token-{uuid.uuid4().hex}"
+    try:
+        with Chromium() as browser:
+            browser.open(f"{server.base}/")
+            assert "<table" not in browser.html() and 'action="/login"' in browser.html()
+
+            log_in(browser, wrong)
+            assert "that token is not valid" in browser.html() and wrong not in browser.html()
+
+            log_in(browser, READ_TOKEN)
+            browser.wait_for("document.getElementById('environments') !== null")
+            page = browser.html()
+            row = next(line for line in page.split("<tr>") if f"<td>{execution_id}</td>" in line)
+            assert 'class="status ready"' in row
+            assert browser.url() == f"{server.base}/"  # after the login's redirect: no token in the URL
+            assert READ_TOKEN not in page and READ_TOKEN not in browser.url()
+            visited = browser.evaluate("performance.getEntries().map(e => e.name).join(' ')")
+            assert READ_TOKEN not in visited
+            assert browser.evaluate("document.cookie") == ""  # HttpOnly: no script can read it
+            [cookie] = [c for c in browser.cookies() if c["name"] == "envspec_dashboard"]
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["session"]
+
+            # The page reloads itself (meta refresh): the session cookie keeps it open.
+            browser.evaluate("window.beforeRefresh = true")
+            browser.wait_for("window.beforeRefresh === undefined && document.readyState === 'complete'", 30)
+            browser.wait_for("document.getElementById('environments') !== null")
+            assert f"<td>{execution_id}</td>" in browser.html() and READ_TOKEN not in browser.html()
+
+            browser.evaluate(
+                "window.beforeLogout = true; document.querySelector('form[action=\"/logout\"] button').click()"
+            )
+            browser.wait_for("window.beforeLogout === undefined && document.readyState === 'complete'")
+            assert 'action="/login"' in browser.html() and "<table" not in browser.html()
+    finally:
+        delete(server, execution_id)
+    assert READ_TOKEN not in server.output() and wrong not in server.output()
