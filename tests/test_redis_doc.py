@@ -108,11 +108,15 @@ def test_the_documented_outcome_mapping_and_test_result_are_what_envspec_writes(
     record = json.loads(block.group(1))
     assert record["operation"] == "test" and record["status"] == "error"
     for test in record["tests"]:
-        assert test == case_record(
-            test["name"],
-            test["result"],
-            duration_seconds=test["duration_seconds"],
-            attempts=test["attempts"],
-            reason=test["reason"],
-            cause=test["cause"],
-        )
+        assert test == {
+            **case_record(
+                test["name"],
+                test["result"],
+                duration_seconds=test["duration_seconds"],
+                attempts=test["attempts"],
+                reason=test["reason"],
+                cause=test["cause"],
+            ),
+            "log": test["log"],
+            "log_lines_total": len(test["log"]),
+        }

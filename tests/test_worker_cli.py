@@ -490,6 +490,8 @@ def test_the_worker_runs_test_requests_and_writes_each_result_before_acknowledgi
                 "attempts": 1,
                 "reason": None,
                 "cause": None,
+                "log": [],  # kwok serves no log for these pods
+                "log_lines_total": 0,
             }
             assert (by_name["fails"]["result"], by_name["fails"]["outcome"], by_name["fails"]["reason"]) == (
                 "failed",
