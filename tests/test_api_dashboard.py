@@ -62,6 +62,13 @@ def test_the_dashboard_in_headless_chromium_shows_the_environments(
         assert f"<td>quality-fabric-{execution_id}</td>" in row and 'class="status ready"' in row
         assert '<table id="operations">' in page and "create" in page and 'class="status success"' in page
         assert "http://" not in page.replace(server.base, "") and "https://" not in page  # no external asset
+        # Another server shows the same last operation: it reads it from the namespace's record.
+        other = api_factory("--no-auth", kubeconfig=kube_cluster.kubeconfig)
+        elsewhere = chromium("--dump-dom", f"{other.base}/")
+        assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
+        operations = elsewhere.stdout.split('<table id="operations">', 1)[1]
+        run = next(line for line in operations.split("<tr>") if f"<td>{execution_id}</td>" in line)
+        assert "<td>create</td>" in run and 'class="status success"' in run
         screenshot = tmp_path / "dashboard.png"
         shot = chromium("--window-size=1200,700", "--hide-scrollbars", f"--screenshot={screenshot}", f"{server.base}/")
         assert shot.returncode == 0, shot.stderr[-2000:]

@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -541,7 +541,7 @@ def create_app(config: ApiConfig) -> FastAPI:
             _summary(row, operations, records.get(str(row["namespace"]), {}))
             for row in await list_environments(service)
         ]
-        recent = [tracked.record() for tracked in operations.recent(DASHBOARD_OPERATIONS)]
+        recent = _recent_operations(operations, records.values())
         return HTMLResponse(dashboard_page(rows, recent, with_token=config.auth), headers=NO_STORE)
 
     @app.post("/login", include_in_schema=False)
@@ -712,6 +712,20 @@ def _last_operation(local: Tracked | None, stored: dict[str, Any] | None) -> dic
     if stored is None or stored.get("job_id") == local.job_id:
         return mine
     return stored if str(stored.get("started_at", "")) > str(mine["started_at"]) else mine
+
+
+def _recent_operations(operations: Board, annotations: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """The last operations, newest first: this server's, and every environment's last one as its
+    namespace records it (another server's, or this one's before a restart)."""
+    found: dict[str, dict[str, Any]] = {}
+    for recorded in annotations:
+        record = stored_record(recorded)
+        if record is not None:
+            found[str(record["job_id"])] = record
+    for tracked in operations.recent(DASHBOARD_OPERATIONS):
+        found[tracked.job_id] = tracked.record()
+    newest = sorted(found.values(), key=lambda record: str(record.get("started_at") or ""), reverse=True)
+    return newest[:DASHBOARD_OPERATIONS]
 
 
 def _state(report: Mapping[str, Any], operation: Mapping[str, Any] | None) -> str:

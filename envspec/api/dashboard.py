@@ -1,7 +1,8 @@
 """The dashboard at `GET /`: one server-rendered, read-only HTML page, no script, no external asset.
 
-It lists the environments (status, ready count, age, time left) and the operations of
-this server, and reloads itself every few seconds (`<meta http-equiv="refresh">`).
+It lists the environments (status, ready count, age, time left) and the last operations
+(this server's, and each environment's last one as its namespace records it: test runs
+with their result), and reloads itself every few seconds (`<meta http-equiv="refresh">`).
 A browser cannot send a bearer header on a page load, so the token is given once in
 a form (`POST /login`) and kept in a session cookie (HttpOnly, SameSite=Strict, gone
 when the browser closes). The cookie is honoured for the dashboard only, never for
@@ -110,6 +111,6 @@ def dashboard_page(
     )
     return _page(
         "envspec environments",
-        f"{header}<h2>Environments</h2>{environment_table}<h2>Last operations of this server</h2>{operation_table}",
+        f"{header}<h2>Environments</h2>{environment_table}<h2>Last operations</h2>{operation_table}",
         refresh=True,
     )
