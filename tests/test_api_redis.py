@@ -19,7 +19,12 @@ from tests.redis_fixtures import RedisFactory, stream_entries
 
 pytestmark = [pytest.mark.cluster, pytest.mark.redis]
 
-CONFIG = {"app_image": "myapp:latest", "app_port": 8000, "database": "redis", "ttl_minutes": 30}
+SPEC = {
+    "apiVersion": "envspec/v1",
+    "databases": {"redis": {"engine": "redis"}},
+    "services": {"app": {"image": "myapp:latest", "port": 8000}},
+    "tests": {"smoke": {"image": "tests:1", "command": "pytest -x"}},
+}
 STATUS = "maestro:streams:k8s:status"
 RESULTS = "maestro:streams:k8s:results"
 
@@ -47,11 +52,13 @@ def test_report_redis_publishes_status_entries_and_results_of_every_operation(
     execution_id = f"redis-{uuid.uuid4().hex[:6]}"
     namespace = f"quality-fabric-{execution_id}"
     with server.client() as client:
-        created = json_of(client.post("/environments", json={"execution_id": execution_id, "config": CONFIG}))
+        created = json_of(client.post("/environments", json={"execution_id": execution_id, "spec": SPEC}))
         create_id = created["job_id"]
         try:
             status = json_of(client.get(f"/environments/{execution_id}", params={"wait": 120}))
             assert status["status"] == "ready", status
+            test_id = json_of(client.post("/jobs", json={"environment_id": execution_id}))["job_id"]
+            assert json_of(client.get(f"/jobs/{test_id}", params={"wait": 120}))["status"] == "success"
             extended = client.post(f"/environments/{execution_id}/extend", json={"ttl_minutes": 60})
             assert extended.status_code == 200, extended.text
             extend_id = json_of(extended)["job_id"]
@@ -68,15 +75,26 @@ def test_report_redis_publishes_status_entries_and_results_of_every_operation(
     assert (first["operation"], first["environment"], first["namespace"]) == ("create", execution_id, namespace)
     assert first["event"] == "operation_started" and first["time"].endswith("Z")
     assert [e["type"] for e in of_job(status_entries, extend_id)] == []  # an extend is no phase transition
+    tested = of_job(status_entries, test_id)
+    assert [e["type"] for e in tested] == [
+        "testsuiterun.started",
+        "testcaserun.started",
+        "testcaserun.finished",
+        "testsuiterun.finished",
+    ], tested
+    assert tested[2]["test"] == "smoke" and tested[2]["outcome"] == "success" and tested[3]["outcome"] == "success"
     deleted_types = [entry["type"] for entry in of_job(status_entries, delete_id)]
     assert deleted_types == ["envspec.environment.deleting", "environment.deleted"], deleted_types
 
     results = entries_until(redis.url, RESULTS, lambda found: bool(of_job(found, delete_id, "job_id")))
     by_job = {entry["job_id"]: entry for entry in results}
-    assert [by_job[job]["operation"] for job in (create_id, extend_id, delete_id)] == ["create", "extend", "delete"]
+    jobs = (create_id, test_id, extend_id, delete_id)
+    assert [by_job[job]["operation"] for job in jobs] == ["create", "test", "extend", "delete"]
     create_result = json.loads(by_job[create_id]["data"])
     assert create_result["status"] == "success" and create_result["execution_id"] == execution_id
     assert create_result["resources_created"] == ["namespace", "redis", "deployment", "service"]
+    test_result = json.loads(by_job[test_id]["data"])
+    assert [(t["name"], t["result"]) for t in test_result["tests"]] == [("smoke", "passed")]
     assert create_result["namespace"] == namespace and create_result["duration_ms"] > 0
     assert json.loads(by_job[delete_id]["data"])["status"] == "success"
 
