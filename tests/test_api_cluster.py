@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from envspec.cluster import ClusterInfo
-from tests.api_fixtures import PREFIX, WRITE_TOKEN, ApiFactory, json_of
+from tests.api_fixtures import PREFIX, READ_TOKEN, WRITE_TOKEN, ApiFactory, json_of
 from tests.cluster_fixtures import ServedLogs, kubectl, run_kubectl
 
 pytestmark = pytest.mark.cluster
@@ -473,3 +473,47 @@ def test_a_job_answers_with_the_last_log_lines_of_its_tests_secrets_masked(
             client.delete(f"/environments/{execution_id}")
         assert client.get(f"/environments/{execution_id}", params={"wait": 120}).status_code == 404
     assert password not in server.output() and password not in other.output()
+
+
+def test_with_a_valid_token_every_endpoint_answers_2xx_and_a_read_only_one_only_reads(
+    kube_cluster: ClusterInfo, api_factory: ApiFactory
+) -> None:
+    """The 200s of the auth matrix, against the cluster: a read token reads every endpoint, is
+    refused every write (403), and a write token gets every write through."""
+    server = api_factory(kubeconfig=kube_cluster.kubeconfig)
+    execution_id = new_id("auth")
+    spec = {
+        "apiVersion": "envspec/v1",
+        "services": {"api": {"image": "api:1", "port": 80}},
+        "tests": {"smoke": {"image": "tests:1", "command": "pytest -x"}},
+    }
+    with server.client() as writer, server.client(READ_TOKEN) as reader:
+        assert reader.post("/environments", json={"execution_id": execution_id, "spec": spec}).status_code == 403
+        assert writer.post("/environments", json={"execution_id": execution_id, "spec": spec}).status_code == 202
+        try:
+            assert json_of(writer.get(f"/environments/{execution_id}", params={"wait": 120}))["status"] == "ready"
+            writes = [
+                ("POST", f"/environments/{execution_id}/extend", {"ttl_minutes": 30}, 200),
+                ("POST", "/cleanup", {"dry_run": True}, 200),
+                ("POST", "/jobs", {"environment_id": execution_id, "tests": ["smoke"]}, 202),
+            ]
+            for method, path, body, _ in writes:
+                refused = reader.request(method, path, json=body)
+                assert refused.status_code == 403, (path, refused.text)
+            for method, path, body, code in writes:
+                answer = writer.request(method, path, json=body)
+                assert answer.status_code == code, (path, answer.text)
+            job_id = json_of(answer)["job_id"]
+            reads = [
+                "/environments",
+                f"/environments/{execution_id}",
+                f"/environments/{execution_id}/events",
+                f"/jobs/{job_id}?wait=120",
+            ]
+            for path in reads:
+                answer = reader.get(path)
+                assert answer.status_code == 200, (path, answer.text)
+            assert reader.delete(f"/environments/{execution_id}").status_code == 403
+        finally:
+            assert writer.delete(f"/environments/{execution_id}").status_code == 202
+        assert writer.get(f"/environments/{execution_id}", params={"wait": 120}).status_code == 404
