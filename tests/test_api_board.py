@@ -4,9 +4,11 @@ log lines, masked by the operation's emitter, from the run's own events."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from envspec.api.board import Tracked, _BoardSink
+from envspec.api.records import RECORD_LIMIT_BYTES, fitted_record
 from envspec.events import Emitter, TestFinished, TestLog, TestQueued, TestStarted
 from envspec.service.operations import LOG_LINE_CHARS, LOG_TAIL_LINES
 
@@ -41,3 +43,14 @@ def test_a_running_job_shows_each_tests_state_and_last_log_lines_masked() -> Non
     )
     finished = tracked.record()["tests"]
     assert isinstance(finished, list) and finished[0]["result"] == "failed"
+
+
+def test_a_record_with_many_tests_is_fitted_into_its_annotation_by_shortening_their_logs() -> None:
+    lines = ["y" * LOG_LINE_CHARS] * LOG_TAIL_LINES
+    record: dict[str, Any] = {"job_id": "j", "tests": [{"name": f"t{n}", "log": list(lines)} for n in range(40)]}
+    small = json.loads(fitted_record(dict(record, tests=[dict(t) for t in record["tests"][:2]])))
+    assert [len(t["log"]) for t in small["tests"]] == [LOG_TAIL_LINES, LOG_TAIL_LINES]  # fits: unchanged
+    fitted = fitted_record(record)
+    assert len(fitted.encode()) <= RECORD_LIMIT_BYTES
+    assert {len(t["log"]) for t in json.loads(fitted)["tests"]} == {5}
+    assert all(len(t["log"]) == LOG_TAIL_LINES for t in record["tests"])  # the answer keeps them all

@@ -40,6 +40,7 @@ DEFAULT_HEARTBEAT_SECONDS = 5.0
 STALE_BEATS = 3
 STALE_SLACK_SECONDS = 2.0  # clocks of two servers and the time one write takes
 LIVE_STATES = ("accepted", "running")
+RECORD_LIMIT_BYTES = 128 * 1024  # half of what a namespace's annotations may hold together
 
 logger = logging.getLogger("envspec.api")
 
@@ -59,7 +60,7 @@ class ClusterRecords:
         record["heartbeat_at"] = format_instant_ms(datetime.now(UTC))
         record["heartbeat_seconds"] = self.heartbeat_seconds
         record["server"] = self.server
-        annotations = {OPERATION_ANNOTATION: json.dumps(record, separators=(",", ":"))}
+        annotations = {OPERATION_ANNOTATION: fitted_record(record)}
         if tracked.document is not None:
             annotations[REQUEST_ANNOTATION] = json.dumps(tracked.document, separators=(",", ":"))
         patch = {"metadata": {"annotations": annotations}}
@@ -81,6 +82,26 @@ class ClusterRecords:
                 )
         except EnvspecError as exc:  # the operation goes on; its record is behind until the next beat
             logger.warning("operation %s: its record was not written: %s", tracked.job_id, exc.message)
+
+
+def fitted_record(record: dict[str, Any], limit: int = RECORD_LIMIT_BYTES) -> str:
+    """The record as JSON of at most about `limit` bytes: with many tests, their log tails are
+    shortened (to the last few lines, then none) rather than the write refused by the API server
+    (a namespace's annotations hold 256 KiB together)."""
+    text = json.dumps(record, separators=(",", ":"))
+    tests = record.get("tests")
+    for keep in (5, 1, 0):
+        if len(text.encode()) <= limit or not isinstance(tests, list):
+            break
+        # Copies: the record shares its tests with the operation's result, which the server answers with.
+        shortened = [
+            {**test, "log": test["log"][-keep:] if keep else []}
+            if isinstance(test, dict) and isinstance(test.get("log"), list)
+            else test
+            for test in tests
+        ]
+        text = json.dumps({**record, "tests": shortened}, separators=(",", ":"))
+    return text
 
 
 def stored_record(annotations: Mapping[str, str], *, now: datetime | None = None) -> dict[str, Any] | None:
