@@ -1,8 +1,12 @@
-# The envspec image: the CLI, used by the in-cluster janitor that
-# `envspec gc --print-manifests` describes (a Deployment running `envspec gc --loop`).
+# The envspec image: the CLI, which runs any of the three in-cluster services by its
+# arguments (the Deployments' `args`):
+#   envspec serve --host 0.0.0.0   the REST API on port 8004 (`envspec serve --print-manifests`)
+#   envspec worker                 the Redis Streams worker
+#   envspec gc --loop              the janitor (`envspec gc --print-manifests`; the default)
 #
 #   docker build -t envspec:0.1.0 .
 #   envspec gc --print-manifests --image envspec:0.1.0 | kubectl apply -f -
+#   envspec serve --print-manifests --image envspec:0.1.0 | kubectl apply -f -
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,5 +29,6 @@ RUN pip install . \
 # (crash logs go to ENVSPEC_LOG_DIR, an emptyDir at /tmp in the Deployment).
 USER 10001:10001
 WORKDIR /
+EXPOSE 8004
 ENTRYPOINT ["envspec"]
 CMD ["gc", "--loop"]

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TEST_CLUSTER ?= envspec-test
 PYTEST_ARGS ?=
 
-.PHONY: install test unit lint schema golden bench helm demo cluster-up cluster-down clean
+.PHONY: install test unit lint schema golden bench helm demo cluster-up cluster-down clean screenshots
 
 install: $(VENV)/.installed
 
@@ -33,9 +33,9 @@ unit: install
 # ruff (lint and format), mypy --strict over the package, the tests and the benchmarks,
 # and the import contracts of pyproject.toml (an import against the layers fails).
 lint: install
-	$(BIN)/ruff check envspec tests bench
-	$(BIN)/ruff format --check envspec tests bench
-	$(BIN)/mypy --strict envspec tests bench
+	$(BIN)/ruff check envspec tests bench docs
+	$(BIN)/ruff format --check envspec tests bench docs
+	$(BIN)/mypy --strict envspec tests bench docs
 	$(BIN)/lint-imports
 
 # Regenerate the committed JSON Schema from the model.
@@ -56,9 +56,14 @@ bench: install helm
 	$(BIN)/envspec cluster up --name envspec-bench --provider kwok
 	status=0; \
 	export KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig --name envspec-bench); \
-	for bench in imports up watch gc; do $(BIN)/python bench/$$bench.py || status=$$?; done; \
+	for bench in imports up watch gc test worker api; do $(BIN)/python bench/$$bench.py || status=$$?; done; \
 	$(BIN)/envspec cluster down --name envspec-bench || true; \
 	exit $$status
+
+# docs/dashboard.png for the README: the REST API's dashboard in headless Chromium, on the test cluster.
+screenshots: install
+	$(BIN)/envspec cluster up --name $(TEST_CLUSTER) --provider kwok
+	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig --name $(TEST_CLUSTER)) $(BIN)/python docs/screenshots.py
 
 # The quick start: a local cluster and the example environment on it.
 demo: install

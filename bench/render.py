@@ -21,7 +21,7 @@ from pathlib import Path
 from envspec.loader import load_text
 from envspec.pipeline import build_plan, load_spec
 from envspec.render import plan_text, write_directory
-from envspec.validate import validate
+from envspec.validation import validate
 
 REPO = Path(__file__).resolve().parent.parent
 LARGE = REPO / "examples" / "large" / "maestro-env.yaml"
@@ -68,7 +68,7 @@ def against_kubectl(runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         plan = build_plan(load_spec(str(LARGE), {}))
-        files = write_directory(plan, directory, "yaml")
+        files = write_directory(plan, directory, "yaml").written
         (directory / "kustomization.yaml").write_text(
             "resources:\n" + "".join(f"- {f.name}\n" for f in files), encoding="utf-8"
         )

@@ -3,18 +3,20 @@
 Pure: the result depends only on the arguments (no files but the packaged
 templates, no clock, no randomness, no environment), so identical input gives
 byte-identical output. Secret values come in as an argument; a slot without a
-value gets a visible placeholder.
+value gets a visible placeholder, written where the API server refuses it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from envspec import refs
-from envspec.model import Database, Service, TestJob
+from envspec.defaults import ContainerResources, ValidSpec
+from envspec.model import RESERVED_ENV_PREFIX, Database, Service, TestJob
 from envspec.plan import (
     ENVIRONMENT_LABEL,
     MANAGED_BY_LABEL,
@@ -28,7 +30,6 @@ from envspec.plan import (
 )
 from envspec.templates import Engine, engine, fill, render
 from envspec.units import parse_duration
-from envspec.validate import ContainerResources, ValidSpec
 
 SECRET_PLACEHOLDER = "<generated-at-apply>"
 NAMESPACE_MAX_LENGTH = 63
@@ -39,6 +40,11 @@ WAVE_CONFIG = 2  # Secrets
 WAVE_NETWORK = 3  # Services (and PersistentVolumeClaims)
 WAVE_DATABASES = 4  # StatefulSets
 WAVE_FIRST_SERVICES = 5  # Deployments, one wave per dependsOn layer; Jobs after the last
+
+# Kubernetes expands `$(NAME)` in a container's command, args and env values from its env.
+# Only envspec's own helper variables (model.RESERVED_ENV_PREFIX) are ever expanded: every
+# `$` of the spec's text that the expansion would consume is escaped (see escape_expansion).
+_EXPANDED_DOLLAR = re.compile(r"\$(?=[$(]|\Z)")
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 NAME_LABEL = "app.kubernetes.io/name"
@@ -90,6 +96,11 @@ def compile_plan(
 ) -> Plan:
     """The ordered plan for `valid`. Missing secret values are shown as a placeholder."""
     return _Compiler(valid, identity(valid, env_id), secrets or {}, include_tests).compile()
+
+
+def substitute(valid: ValidSpec, text: str, *, env_id: str | None = None) -> str:
+    """`text` (a spec string that validation checked carries no secret reference) with its references filled in."""
+    return _Compiler(valid, identity(valid, env_id), {}, False).substitute(text)
 
 
 class _Compiler:
@@ -195,6 +206,13 @@ class _Compiler:
             data[key] = self.secret_value(SecretSlot(secret_name(name), key))
         data["url"] = str(fill(definition.url, values))
         manifest: Manifest = render("base/secret", name=secret_name(name), data=dict(sorted(data.items())))
+        unset = {key: value for key, value in data.items() if SECRET_PLACEHOLDER in value}
+        if unset:
+            # A review render (no secret values given) must not be appliable with a password
+            # everybody knows: the placeholder-bearing keys go under `data`, which holds base64,
+            # and `<` is no base64 character, so the API server refuses the whole Secret.
+            manifest["stringData"] = {k: v for k, v in manifest["stringData"].items() if k not in unset}
+            manifest["data"] = dict(sorted(unset.items()))
         return manifest
 
     def database_values(self, name: str, database: Database, definition: Engine) -> dict[str, str]:
@@ -218,6 +236,8 @@ class _Compiler:
             else f"{definition.image}:{database.version or definition.default_version}"
         )
         env = fill(definition.env, {"secret": secret_name(name)})
+        # The root filesystem is read-only; what the engine writes gets an emptyDir of its own.
+        writable = {_volume_name(path): path for path in definition.writable_paths}
         container = self.container(
             name=name,
             image=image,
@@ -225,20 +245,27 @@ class _Compiler:
             port=(definition.engine, definition.port),
             resources=self.valid.resources[name],
             readiness=definition.readiness_probe,
-            mounts=[{"name": "data", "mountPath": definition.data_path}],
+            liveness=definition.liveness_probe,
+            startup=definition.readiness_probe,
+            mounts=[
+                {"name": "data", "mountPath": definition.data_path},
+                *({"name": volume, "mountPath": path} for volume, path in writable.items()),
+            ],
             run_as_user=definition.run_as_user,
         )
         claims = None
-        volumes: list[dict[str, Any]] | None = [{"name": "data", "emptyDir": {}}]
+        volumes: list[dict[str, Any]] = [{"name": "data", "emptyDir": {}}]
         if database.storage is not None:
             claims = [render("base/volumeclaim", storage=database.storage)]
-            volumes = None
+            volumes = []
+        volumes += [{"name": volume, "emptyDir": {}} for volume in writable]
         pod = self.pod(container, restart_policy=None, volumes=volumes, fs_group=definition.run_as_user)
         manifest: Manifest = render(
             "base/statefulset",
             name=name,
             selector=self.selector(name),
             podLabels=self.pod_labels(name, "database"),
+            podAnnotations=dict(database.annotations) or None,
             pod=pod,
             volumeClaimTemplates=claims,
         )
@@ -282,6 +309,7 @@ class _Compiler:
             replicas=service.replicas,
             selector=self.selector(name),
             podLabels=self.pod_labels(name, "service"),
+            podAnnotations=dict(service.annotations) or None,
             pod=self.pod(container, restart_policy=None, volumes=None),
         )
         return manifest
@@ -301,6 +329,7 @@ class _Compiler:
             backoffLimit=test.retries,
             activeDeadlineSeconds=parse_duration(test.timeout),
             podLabels=self.pod_labels(name, "test"),
+            podAnnotations=dict(test.annotations) or None,
             pod=self.pod(container, restart_policy="Never", volumes=None),
         )
         return manifest
@@ -338,13 +367,16 @@ class _Compiler:
         port: tuple[str, int] | None = None,
         readiness: dict[str, Any] | None = None,
         liveness: dict[str, Any] | None = None,
+        startup: dict[str, Any] | None = None,
         mounts: list[dict[str, Any]] | None = None,
         run_as_user: int | None = None,
     ) -> dict[str, Any]:
         security: dict[str, Any] = {"allowPrivilegeEscalation": False}
         if run_as_user is not None:
             # Database images run as their own non-root user: nothing needs a capability.
-            security.update(capabilities={"drop": ["ALL"]}, runAsNonRoot=True, runAsUser=run_as_user)
+            security.update(
+                capabilities={"drop": ["ALL"]}, runAsNonRoot=True, runAsUser=run_as_user, readOnlyRootFilesystem=True
+            )
         elif self.spec.pod_security == "restricted":
             security.update(capabilities={"drop": ["ALL"]}, runAsNonRoot=True)
         else:
@@ -361,6 +393,7 @@ class _Compiler:
             ports=[{"name": port[0], "containerPort": port[1], "protocol": "TCP"}] if port else None,
             readinessProbe=readiness,
             livenessProbe=liveness,
+            startupProbe=startup,
             resources=resources.as_manifest(),
             securityContext=security,
             volumeMounts=mounts,
@@ -387,7 +420,8 @@ class _Compiler:
         return "".join(s if isinstance(s, str) else self.reference_value(s) for s in refs.parse(text))
 
     def substitute_all(self, words: list[str] | None) -> list[str] | None:
-        return None if words is None else [self.substitute(word) for word in words]
+        """Command or args: the words as the container must see them, escaped for $(VAR) expansion."""
+        return None if words is None else [escape_expansion(self.substitute(word)) for word in words]
 
     def is_secret(self, ref: refs.Reference) -> bool:
         return ref.scope in self.spec.databases and ref.attribute in refs.SECRET_ATTRIBUTES
@@ -403,9 +437,10 @@ class _Compiler:
                 result.append({"name": name, "valueFrom": self.secret_key_ref(secret_refs[0])})
                 continue
             parts: list[str] = []
+            literal: list[str] = []  # the text between helpers: what the user wrote, references filled
             for segment in segments:
                 if isinstance(segment, str):
-                    parts.append(segment)
+                    literal.append(segment)
                 elif self.is_secret(segment):
                     # Kubernetes expands $(VAR) from variables defined earlier in the list,
                     # so the secret is joined into the value by the kubelet, not by us.
@@ -413,9 +448,12 @@ class _Compiler:
                     if helper not in injected:
                         injected.add(helper)
                         result.append({"name": helper, "valueFrom": self.secret_key_ref(segment)})
+                    parts.append(escape_expansion("".join(literal)))
+                    literal = []
                     parts.append(f"$({helper})")
                 else:
-                    parts.append(self.reference_value(segment))
+                    literal.append(self.reference_value(segment))
+            parts.append(escape_expansion("".join(literal)))
             result.append({"name": name, "value": "".join(parts)})
         return result
 
@@ -424,7 +462,23 @@ class _Compiler:
 
 
 def _helper_variable(ref: refs.Reference) -> str:
-    return f"ENVSPEC_{ref.scope.upper().replace('-', '_')}_{ref.attribute.upper()}"
+    return f"{RESERVED_ENV_PREFIX}{ref.scope.upper().replace('-', '_')}_{ref.attribute.upper()}"
+
+
+def _volume_name(path: str) -> str:
+    """`/var/run/postgresql` -> `var-run-postgresql`: a DNS label naming the path's emptyDir."""
+    return path.strip("/").replace("/", "-").replace("_", "-").lower()
+
+
+def escape_expansion(text: str) -> str:
+    """`text` written so that Kubernetes' $(VAR) expansion gives it back unchanged.
+
+    The kubelet turns `$$` into `$` and `$(NAME)` into the value of NAME; a `$` before any
+    other character (or at the end) is kept. So a `$` before `$` or `(`, or ending the text
+    (a helper's `$(…)` may follow it), is doubled: no spelling in a spec, and no value a
+    reference brings in, can expand a variable, a secret-backed one least of all.
+    """
+    return _EXPANDED_DOLLAR.sub("$$", text)
 
 
 _TOP_ORDER = ("apiVersion", "kind", "metadata", "type", "spec", "stringData", "data")

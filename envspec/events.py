@@ -266,6 +266,118 @@ class WatchWarning:
     message: str
 
 
+# ---------------------------------------------------------------- `envspec test`
+
+
+@dataclass(frozen=True)
+class TestRunStarted:
+    """A run of tests begins: its id and the tests it will run, in order."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    run_id: str
+    tests: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TestQueued:
+    """A test waits for room in the namespace's quota before its Job is created."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    test: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TestStarted:
+    """A test's Job was created."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    test: str
+    job: str
+    run_id: str
+    image: str
+    timeout_seconds: int | None  # the Job's activeDeadlineSeconds
+    retries: int  # the Job's backoffLimit
+
+
+@dataclass(frozen=True)
+class TestProgress:
+    """A running test's state changed: retrying after a failed attempt, waiting for room in the quota."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    test: str
+    job: str
+    attempts: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TestLog:
+    """One line a test's container wrote (in JSON only with `--logs`)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    test: str
+    pod: str
+    log_time: str | None  # the kubelet's timestamp, RFC 3339 with nanoseconds
+    line: str
+
+
+@dataclass(frozen=True)
+class TestFinished:
+    """A test reached its outcome (or was cut short: `skipped`)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    test: str
+    job: str | None  # None: its Job was never created
+    result: str  # passed, failed, timed_out, error, skipped
+    duration_seconds: float
+    attempts: int
+    retries: int
+    reason: str | None
+    cause: str | None  # machine-readable: BackoffLimitExceeded, DeadlineExceeded, ErrImagePull, Unschedulable...
+    exit_code: int | None
+    run_id: str  # the run it belongs to (as in test_started), so a consumer of this event alone can name the Job's run
+
+
+@dataclass(frozen=True)
+class TestJobsDeleted:
+    """Test Jobs deleted: `cleanup` (--cleanup), `interrupted` (a signal), `pruned` (older runs),
+    `not started` (could not start), `timed out` (still running when --timeout passed)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    run_id: str | None
+    jobs: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class TestSummary:
+    """The last event of a test run."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    run_id: str
+    passed: int
+    failed: int
+    timed_out: int
+    errors: int
+    skipped: int
+    duration_seconds: float
+    junit: str | None  # the report's path, when one was written
+    exit_code: int
+
+
+TestEvent = (
+    TestRunStarted | TestQueued | TestStarted | TestProgress | TestLog | TestFinished | TestJobsDeleted | TestSummary
+)
+
 # gc's and watch's events.
 LifecycleEvent = (
     GcDeleted
@@ -298,6 +410,7 @@ Event = (
     | NamespaceDeleted
     | Summary
     | LifecycleEvent
+    | TestEvent
 )
 
 

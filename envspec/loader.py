@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +18,10 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from envspec.errors import Location, Problem, SpecError
+from envspec.errors import SHOWN_LENGTH, Location, Problem, SpecError, display_path, shown
 
 PathKey = tuple[str | int, ...]
 
@@ -27,7 +29,13 @@ STANDARD_TAG_PREFIX = "tag:yaml.org,2002:"
 MERGE_TAG = STANDARD_TAG_PREFIX + "merge"
 TIMESTAMP_TAG = STANDARD_TAG_PREFIX + "timestamp"
 BINARY_TAG = STANDARD_TAG_PREFIX + "binary"
-MAX_ALIAS_EXPANSIONS = 10_000  # guards against "billion laughs" alias bombs
+# Bounds on what a spec may be, so that no input can take minutes or gigabytes. The largest
+# example (examples/large, 520 objects' worth) is 11 KB and about 1,300 nodes.
+MAX_INPUT_BYTES = 10 * 1024 * 1024
+MAX_NODES = 100_000  # keys, values and list items, aliases expanded ("billion laughs")
+_SIZE_TEXT = "10 MiB"
+# What YAML accepts in a stream (YAML 1.2, 5.1): tab, line breaks and the printable rest.
+_NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass
@@ -38,6 +46,9 @@ class LoadedDocument:
     data: Any
     value_positions: dict[PathKey, Location] = field(default_factory=dict)
     key_positions: dict[PathKey, Location] = field(default_factory=dict)
+    # The text written for each scalar that YAML reads as a number or a boolean (`8.10`,
+    # `0x1F`, `1e3`, `.inf`, `true`): where the spec expects a string, that text is the value.
+    scalar_texts: dict[PathKey, str] = field(default_factory=dict)
 
     def locate(self, path: PathKey, *, key: bool = False) -> Location:
         """The position of the node at `path`, or of its nearest existing ancestor.
@@ -60,13 +71,18 @@ class LoadedDocument:
 
 
 def format_path(path: PathKey) -> str:
-    """`services.api.command[0]` from ("services", "api", "command", 0)."""
+    """`services.api.command[0]` from ("services", "api", "command", 0).
+
+    A key that is empty, long, or holds a line break or control character is shown
+    quoted, escaped and shortened (`services.'a\\nb'`): a path can never forge a line.
+    """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else part
+            key = part if part and part.isprintable() and len(part) <= SHOWN_LENGTH else shown(part)
+            text += f".{key}" if text else key
     return text
 
 
@@ -75,23 +91,32 @@ class _Builder:
         self.doc = LoadedDocument(source=source, data=None)
         self.problems: list[Problem] = []
         self.scalars = scalars
-        self.expansions = 0
+        self.nodes = 0
+        self.seen: set[int] = set()  # ids of the nodes built once: a second visit is an alias
+        self.aliases = False
 
     def location(self, node: Node) -> Location:
         mark = node.start_mark
         return Location(self.doc.source, mark.line + 1, mark.column + 1)
 
     def build(self, node: Node, path: PathKey) -> Any:
-        self.expansions += 1
-        if self.expansions > MAX_ALIAS_EXPANSIONS:
-            raise _TooLarge(self.location(node))
+        self.nodes += 1
+        if id(node) in self.seen:
+            self.aliases = True
+        elif not isinstance(node, ScalarNode):
+            self.seen.add(id(node))
+        if self.nodes > MAX_NODES:
+            raise _TooLarge(self.location(node), aliases=self.aliases)
         self.doc.value_positions.setdefault(path, self.location(node))
         if isinstance(node, MappingNode):
             return self.build_mapping(node, path)
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
-        return self.scalar(node)
+        value = self.scalar(node)
+        if value is not None and not isinstance(value, str):
+            self.doc.scalar_texts.setdefault(path, str(node.value))
+        return value
 
     def scalar(self, node: ScalarNode) -> Any:
         tag = str(node.tag)
@@ -144,9 +169,18 @@ class _Builder:
         return result
 
 
+_NODE_EVENTS = (ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent)
+
+
 class _TooLarge(Exception):
-    def __init__(self, location: Location) -> None:
+    def __init__(self, location: Location, *, aliases: bool) -> None:
         self.location = location
+        self.aliases = aliases
+
+    @property
+    def message(self) -> str:
+        what = "its aliases expand to more than" if self.aliases else "more than"
+        return f"{what} {MAX_NODES:,} nodes (keys, values and list items), the most a spec may have"
 
 
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
@@ -161,18 +195,65 @@ def _within(text: str, line: int, column: int) -> tuple[int, int]:
     return line, min(column, len(lines[line - 1]) + 1)
 
 
+def _check_size(size: int, source: str) -> None:
+    if size > MAX_INPUT_BYTES:
+        raise SpecError([Problem(Location(source, 1, 1), "", f"larger than {_SIZE_TEXT}, the most a spec may be")])
+
+
+def _check_characters(text: str, source: str) -> None:
+    """A character YAML does not allow (NUL, a control character), at its line and column."""
+    found = _NOT_PRINTABLE.search(text)
+    if found is None:
+        return
+    line, column = _line_column(text, found.start())
+    code = ord(found.group())
+    name = unicodedata.name(found.group(), "") or _CONTROL_NAMES.get(code, "a control character")
+    raise SpecError(
+        [Problem(Location(source, line, column), "", f"character U+{code:04X} ({name}) is not allowed in YAML")]
+    )
+
+
+_CONTROL_NAMES = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL", 0x08: "backspace", 0x0C: "form feed"}
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of `offset`, counting the line breaks YAML counts."""
+    before = text[:offset]
+    breaks = list(_LINE_BREAK.finditer(before))
+    if not breaks:
+        return 1, offset + 1
+    return len(breaks) + 1, offset - breaks[-1].end() + 1
+
+
+def _count_nodes(yaml: YAML, text: str, source: str) -> None:
+    """Refuse a document of more than MAX_NODES nodes from the parser's events alone."""
+    count = 0
+    for event in yaml.parse(io.StringIO(text)):
+        if isinstance(event, _NODE_EVENTS):
+            count += 1
+            if count > MAX_NODES:
+                mark = event.start_mark
+                raise _TooLarge(Location(source, mark.line + 1, mark.column + 1), aliases=False)
+
+
 def _is_empty_document(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null" and node.value == ""
 
 
 def load_text(text: str, source: str) -> LoadedDocument:
     """Parse one YAML document; raise SpecError with located problems."""
+    _check_size(len(text) if len(text) * 4 <= MAX_INPUT_BYTES else len(text.encode("utf-8", "surrogatepass")), source)
+    _check_characters(text, source)
     # typ="safe" uses the C parser (ruamel.yaml.clib) when installed: about six times
     # faster than the pure-Python one, with the same node positions.
     yaml = YAML(typ="safe")
     builder = _Builder(source, yaml.constructor)
     try:
+        if len(text) > MAX_NODES:
+            _count_nodes(yaml, text, source)  # before composing: that takes 20 s per million nodes
         nodes = list(yaml.compose_all(io.StringIO(text)))
+    except _TooLarge as exc:
+        raise SpecError([Problem(exc.location, "", exc.message)]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = _within(text, mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -197,7 +278,7 @@ def load_text(text: str, source: str) -> LoadedDocument:
     try:
         builder.doc.data = builder.build(documents[0], ())
     except _TooLarge as exc:
-        raise SpecError([Problem(exc.location, "", "too many alias expansions")]) from None
+        raise SpecError([Problem(exc.location, "", exc.message)]) from None
     except RecursionError:
         raise SpecError([Problem(Location(source, 1, 1), "", "the document is nested too deeply")]) from None
     if builder.problems:
@@ -208,23 +289,42 @@ def load_text(text: str, source: str) -> LoadedDocument:
 
 
 def read_source(file: str, stdin_text: str | None = None) -> tuple[str, str]:
-    """Return (text, display name) for a file path, or stdin for '-'."""
+    """Return (text, display name) for a file path, or stdin for '-'.
+
+    At most MAX_INPUT_BYTES are read (plus one, to tell), so `-f /dev/zero` ends at once;
+    bytes that are not UTF-8 are a located problem, from a file or from standard input.
+    """
     from envspec.errors import EnvspecError
 
     if file == "-":
-        if stdin_text is None:
-            import sys
+        if stdin_text is not None:
+            return stdin_text, "<stdin>"
+        import sys
 
-            stdin_text = sys.stdin.read()
-        return stdin_text, "<stdin>"
+        return _decode(sys.stdin.buffer.read(MAX_INPUT_BYTES + 1), "<stdin>"), "<stdin>"
     try:
-        with open(file, encoding="utf-8") as handle:
-            return handle.read(), file
+        with open(file, "rb") as handle:
+            data = handle.read(MAX_INPUT_BYTES + 1)
     except FileNotFoundError:
-        raise EnvspecError(f"{file}: no such file (create one with `envspec init`, or pass -f FILE)") from None
+        raise EnvspecError(
+            f"{display_path(file)}: no such file (create one with `envspec init`, or pass -f FILE)"
+        ) from None
     except IsADirectoryError:
-        raise EnvspecError(f"{file}: is a directory; pass the spec file with -f FILE") from None
-    except UnicodeDecodeError as exc:
-        raise EnvspecError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise EnvspecError(f"{display_path(file)}: is a directory; pass the spec file with -f FILE") from None
     except OSError as exc:
-        raise EnvspecError(f"{file}: cannot read: {exc.strerror}") from None
+        raise EnvspecError(f"{display_path(file)}: cannot read: {exc.strerror}") from None
+    return _decode(data, file), file
+
+
+def _decode(data: bytes, source: str) -> str:
+    _check_size(len(data), source)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[line_start : exc.start].decode("utf-8", "replace")) + 1
+        byte = data[exc.start]
+        raise SpecError(
+            [Problem(Location(source, line, column), "", f"not UTF-8 text: byte 0x{byte:02x} ({exc.reason})")]
+        ) from None

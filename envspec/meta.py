@@ -28,6 +28,10 @@ PLAN_HASH_ANNOTATION = "envspec.dev/plan-hash"
 OBJECT_HASH_ANNOTATION = "envspec.dev/object-hash"
 SPEC_NAME_ANNOTATION = "envspec.dev/spec-name"
 JANITOR_EXPIRES_ANNOTATION = "janitor/expires"  # kube-janitor's, kept equal to ours
+# On the Jobs (and pods) of `envspec test`: the test and the run that created them.
+TEST_LABEL = "envspec.dev/test"
+TEST_RUN_LABEL = "envspec.dev/test-run"
+RESERVED_ANNOTATION_PREFIX = "envspec.dev/"
 
 # Written on the namespace by every `up`: the lease (both expiries) and the plan hash.
 EXPIRY_ANNOTATIONS = (EXPIRES_AT_ANNOTATION, JANITOR_EXPIRES_ANNOTATION)
@@ -75,6 +79,15 @@ def environment_of(obj: Mapping[str, Any]) -> str | None:
 def belongs_to(obj: Mapping[str, Any], environment: str) -> bool:
     """Managed by envspec and labelled for this environment: the only objects envspec deletes."""
     return is_managed(obj) and environment_of(obj) == environment
+
+
+def is_test_run_object(obj: Mapping[str, Any]) -> bool:
+    """An object a test run created (a Job or its pods): not part of the environment's plan.
+
+    Reconcile never prunes these, and status and diff do not list them: they stay for
+    inspection until a later run prunes them or the environment is deleted.
+    """
+    return is_managed(obj) and bool(labels_of(obj).get(TEST_RUN_LABEL))
 
 
 def wave_of(obj: Mapping[str, Any]) -> int | None:

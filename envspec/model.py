@@ -3,20 +3,20 @@
 This module is the one place the spec language is defined. The JSON Schema
 (`envspec schema`, schemas/maestro-env.schema.json) is generated from it, and
 the validator maps pydantic's errors back to the YAML nodes. Checks that need
-more than one field (references, dependencies, quota) live in validate.py.
+more than one field (references, dependencies, quota) live in envspec/validation/meaning.py;
+defaults that depend on the process environment or on other fields in envspec/defaults.py.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from envspec.units import NEVER, parse_duration, parse_quantity
+from envspec.units import NEVER, OutOfRange, parse_duration, parse_quantity_in_range
 
 API_VERSION = "envspec/v1"
 ENGINES = ("postgresql", "mysql", "mongodb", "redis")
@@ -24,6 +24,9 @@ Engine = Literal["postgresql", "mysql", "mongodb", "redis"]
 NAME_MAX_LENGTH = 40
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# envspec's own container variables (the secret-backed helpers of embedded references).
+RESERVED_ENV_PREFIX = "ENVSPEC_"
+HELPER_EXPANSION = "$(" + RESERVED_ENV_PREFIX
 
 
 def _fail(message: str) -> PydanticCustomError:
@@ -49,7 +52,9 @@ def _as_text(value: Any, what: str) -> str:
 def _quantity(value: Any) -> str:
     text = _as_text(value, "a quantity such as 500m, 2, 256Mi or 1Gi")
     try:
-        parse_quantity(text)
+        parse_quantity_in_range(text)
+    except OutOfRange as exc:
+        raise _fail(str(exc)) from None
     except ValueError:
         raise _fail(f"invalid quantity {text!r}: expected e.g. 500m, 2, 256Mi or 1Gi") from None
     return text
@@ -64,10 +69,12 @@ def _quota_quantity(value: Any) -> str:
 def _duration(value: Any) -> str:
     if value == NEVER:
         return NEVER
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value.isdigit():  # a bare number, as written: it lacks a unit
         raise _fail("must be a duration such as 30s, 45m, 2h, 1h30m or 7d")
     try:
         parse_duration(value)
+    except OutOfRange as exc:
+        raise _fail(str(exc)) from None
     except ValueError as exc:
         raise _fail(f"{exc}: expected e.g. 30s, 45m, 2h, 1h30m or 7d") from None
     return value
@@ -100,15 +107,82 @@ def _range_text(minimum: int, maximum: int | None) -> str:
     return f"must be an integer between {minimum} and {maximum}"
 
 
+def _helper_expansion_problem(text: str) -> str | None:
+    """Spec text reaches the container exactly as written (envspec escapes Kubernetes' $(VAR)
+    expansion), so `$(ENVSPEC_…)` could never mean what its writer hoped: say so."""
+    if HELPER_EXPANSION not in text:
+        return None
+    return (
+        f"{HELPER_EXPANSION}…) names a variable reserved for envspec; spec text is passed on as written, "
+        "without $(VAR) expansion: use a reference such as ${db.password} in an env value instead"
+    )
+
+
+# One piece of a shell word: plain characters, a backslash escape, a '…' or a "…" string.
+_WORD_PIECE = re.compile(r"""[^ \t\r\n'"\\]++|\\(.)|'([^']*+)'|"((?:[^"\\]++|\\.)*+)"|([ \t\r\n]++)|(.)""", re.S)
+_DOUBLE_QUOTED_ESCAPE = re.compile(r'\\(["\\])')
+_IN_DOUBLE_QUOTES = re.compile(r'(?:[^"\\]++|\\.)*+', re.S)
+
+
+# As many words as a spec may have nodes (loader.MAX_NODES): a string is no way around it.
+MAX_WORDS = 100_000
+
+
+def split_words(text: str) -> list[str]:
+    """`text` split into words as `shlex.split` does (POSIX rules: quotes, backslashes), in
+    linear time: shlex reads a character at a time, a minute for a 10 MB command."""
+    words: list[str] = []
+    word: list[str] | None = None
+    for piece in _WORD_PIECE.finditer(text):
+        escaped, single, double, space, stray = piece.groups()
+        if space is not None:
+            if word is not None:
+                words.append("".join(word))
+                word = None
+                if len(words) > MAX_WORDS:
+                    raise ValueError(f"more than {MAX_WORDS:,} words, the most a command may have")
+            continue
+        if stray is not None:
+            raise ValueError(_split_error(text, stray, piece.end()))
+        if word is None:
+            word = []
+        if escaped is not None:
+            word.append(escaped)
+        elif single is not None:
+            word.append(single)
+        elif double is not None:
+            word.append(_DOUBLE_QUOTED_ESCAPE.sub(r"\1", double))
+        else:
+            word.append(piece.group())
+    if word is not None:
+        words.append("".join(word))
+    return words
+
+
+def _split_error(text: str, stray: str, after: int) -> str:
+    """shlex's own words for what is wrong: a final backslash (also inside an unclosed "…")
+    has nothing to escape; otherwise a quote is not closed."""
+    if stray == '"':
+        after = _IN_DOUBLE_QUOTES.match(text, after).end()  # type: ignore[union-attr]
+        return "No escaped character" if after < len(text) else "No closing quotation"
+    return "No escaped character" if stray == "\\" else "No closing quotation"
+
+
 def _command(value: Any) -> list[str]:
     if isinstance(value, str):
         try:
-            return shlex.split(value)
+            words = split_words(value)
         except ValueError as exc:
             raise _fail(f"cannot split into words: {exc}") from None
-    if isinstance(value, list):
-        return [_as_text(item, "a string") for item in value]
-    raise _fail("must be a list of strings, or a string split like a shell would")
+    elif isinstance(value, list):
+        words = [_as_text(item, "a string") for item in value]
+    else:
+        raise _fail("must be a list of strings, or a string split like a shell would")
+    for word in words:
+        problem = _helper_expansion_problem(word)
+        if problem:
+            raise _fail(problem)
+    return words
 
 
 def _empty_if_none(value: Any) -> Any:
@@ -129,7 +203,15 @@ def _env_map(value: Any) -> dict[str, str]:
             raise _fail_at(key, "must be a string")
         if not ENV_NAME.fullmatch(str(key)):
             raise _fail_at(key, "invalid variable name (letters, digits, '_', '.', '-'; not starting with a digit)")
-        result[str(key)] = _as_text(item, "a string")
+        if str(key).startswith(RESERVED_ENV_PREFIX):
+            raise _fail_at(
+                key, f"variable names starting with {RESERVED_ENV_PREFIX} are reserved for envspec's own variables"
+            )
+        text = _as_text(item, "a string")
+        problem = _helper_expansion_problem(text)
+        if problem:
+            raise _fail_at(key, problem)
+        result[str(key)] = text
     return result
 
 
@@ -138,6 +220,14 @@ def _labels(value: Any) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         raise _fail("must be a mapping of label keys to values")
+    return {str(key): _as_text(item, "a string") if item is not None else "" for key, item in value.items()}
+
+
+def _annotations(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail("must be a mapping of annotation keys to values")
     return {str(key): _as_text(item, "a string") if item is not None else "" for key, item in value.items()}
 
 
@@ -179,8 +269,18 @@ Ttl = Annotated[str, BeforeValidator(_ttl), WithJsonSchema({"type": "string", "e
 Port = Annotated[
     int, BeforeValidator(_integer(1, 65535)), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535})
 ]
-NonNegativeInt = Annotated[int, BeforeValidator(_integer(0)), WithJsonSchema({"type": "integer", "minimum": 0})]
-PositiveInt = Annotated[int, BeforeValidator(_integer(1)), WithJsonSchema({"type": "integer", "minimum": 1})]
+# The API's integer fields envspec writes (replicas, ports, probe seconds, backoffLimit) are int32.
+INT32_MAX = 2**31 - 1
+NonNegativeInt = Annotated[
+    int,
+    BeforeValidator(_integer(0, INT32_MAX)),
+    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": INT32_MAX}),
+]
+PositiveInt = Annotated[
+    int,
+    BeforeValidator(_integer(1, INT32_MAX)),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": INT32_MAX}),
+]
 Command = Annotated[list[str], BeforeValidator(_command), WithJsonSchema(_STRING_OR_LIST)]
 EnvMap = Annotated[
     dict[str, str],
@@ -191,6 +291,21 @@ LabelMap = Annotated[
     dict[str, str],
     BeforeValidator(_labels),
     WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}),
+]
+AnnotationMap = Annotated[
+    dict[str, str],
+    BeforeValidator(_annotations),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {
+                "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+                "not": {"pattern": "^envspec\\.dev/"},
+            },
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        }
+    ),
 ]
 Version = Annotated[str, BeforeValidator(_version), WithJsonSchema({"type": ["string", "number"]})]
 HttpPath = Annotated[str, BeforeValidator(_http_path), WithJsonSchema({"type": "string", "pattern": "^/"})]
@@ -263,6 +378,9 @@ class Database(SpecModel):
     """Size of a persistent volume claim for the data. Default: none (ephemeral emptyDir)."""
     resources: Resources | None = None
     """Requests and limits of the database container."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents, tooling). Keys are Kubernetes
+    annotation keys; `envspec.dev/` is reserved."""
 
 
 class HealthCheck(SpecModel):
@@ -303,6 +421,9 @@ class Service(SpecModel):
     """Requests and limits of the container."""
     depends_on: list[str] | None = None
     """Databases and services that must be ready before this service starts. Default: every database."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents, tooling). Keys are Kubernetes
+    annotation keys; `envspec.dev/` is reserved."""
 
 
 class TestJob(SpecModel):
@@ -322,6 +443,9 @@ class TestJob(SpecModel):
     """How many times a failed test is retried (the Job's backoffLimit)."""
     resources: Resources | None = None
     """Requests and limits of the test container."""
+    annotations: AnnotationMap = Field(default_factory=dict)
+    """Annotations on the pod template (sidecar injection, agents; on the local cluster kwok's stage
+    annotations simulate outcomes). Keys are Kubernetes annotation keys; `envspec.dev/` is reserved."""
 
 
 class RedisReporting(SpecModel):
@@ -329,8 +453,10 @@ class RedisReporting(SpecModel):
 
     url: str
     """Redis URL; may use references, e.g. `${env.REDIS_URL:-redis://localhost:6379/0}`."""
-    stream_prefix: str = "maestro:streams:k8s"
+    stream_prefix: str = Field("maestro:streams:k8s", min_length=1)
     """Streams `<prefix>:status` and `<prefix>:results` are written."""
+    max_len: PositiveInt = 10_000
+    """Every XADD caps its stream at about this many entries (`MAXLEN ~`)."""
 
 
 class Reporting(SpecModel):

@@ -7,22 +7,53 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from envspec.compiler import Identity, compile_plan, identity, secret_slots
+from envspec.defaults import ValidSpec
 from envspec.errors import EnvspecError
 from envspec.loader import load_text, read_source
 from envspec.plan import Plan, SecretSlot
-from envspec.validate import ValidSpec, validate
+from envspec.validation import validate
 
 __all__ = ["Identity", "ValidSpec", "build_plan", "check_id", "compile_plan", "identity", "load_spec", "plan_slots"]
 
 ID_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$")
 
 
-def load_spec(file: str, environ: Mapping[str, str], *, stdin_text: str | None = None) -> ValidSpec:
-    """Read, parse and validate `file` ('-' for stdin); raise SpecError listing every problem."""
+def load_spec(
+    file: str,
+    environ: Mapping[str, str],
+    *,
+    stdin_text: str | None = None,
+    extra_tests: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ValidSpec:
+    """Read, parse and validate `file` ('-' for stdin); raise SpecError listing every problem.
+
+    `extra_tests` (`envspec test --image ...`) join the spec's `tests` before validation, so
+    that their references, secrets and defaults are checked and compiled exactly as the
+    spec's own tests.
+    """
     text, source = read_source(file, stdin_text)
-    return validate(load_text(text, source), environ)
+    document = load_text(text, source)
+    if extra_tests:
+        add_tests(document.data, extra_tests)
+    return validate(document, environ)
+
+
+def add_tests(data: Any, extra_tests: Mapping[str, Mapping[str, Any]]) -> None:
+    """Add tests to a loaded spec's data; a name the spec already uses is refused."""
+    if not isinstance(data, dict):
+        return  # not a mapping at all: validation reports it
+    tests = data.get("tests")
+    if not isinstance(tests, dict):
+        tests = {}
+        data["tests"] = tests
+    taken = {str(name) for section in ("databases", "services", "tests") for name in (data.get(section) or {})}
+    for name, test in extra_tests.items():
+        if name in taken:
+            raise EnvspecError(f"--name {name}: the spec already has a component named {name!r}; pick another --name")
+        tests[name] = dict(test)
 
 
 def check_id(env_id: str | None) -> str | None:

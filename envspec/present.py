@@ -12,21 +12,27 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from envspec.events import (
-    Envelope,
-    GcDeleted,
-    GcStuck,
-    GcSweepFinished,
-    LeaseRenewed,
-    Summary,
-    WatchCycle,
-    WatchStopped,
-)
 from envspec.meta import format_instant, format_span, parse_instant
 
+# Types only: rendering `validate` or `cluster status` imports neither the cluster client nor
+# the event classes.
 if TYPE_CHECKING:
-    # Annotations only: the results' modules (the diff's YAML and difflib machinery) stay
-    # off the path of commands that render no diff or status, `up` among them.
+    from envspec.cluster import ClusterStatus
+    from envspec.defaults import ValidSpec
+    from envspec.events import (
+        Envelope,
+        GcDeleted,
+        GcStuck,
+        GcSweepFinished,
+        LeaseRenewed,
+        Summary,
+        TestFinished,
+        TestJobsDeleted,
+        TestStarted,
+        TestSummary,
+        WatchCycle,
+        WatchStopped,
+    )
     from envspec.operations.diff import DiffResult
     from envspec.operations.status import EnvironmentListing, EnvironmentStatus
 
@@ -278,3 +284,99 @@ def manifests_text(manifests: Sequence[Mapping[str, Any]], output: str) -> str:
     from envspec.yamlout import dump_all
 
     return dump_all([dict(m) for m in manifests])
+
+
+# ---------------------------------------------------------------- `envspec test`
+
+RESULT_LABELS = {
+    "passed": "passed",
+    "failed": "FAILED",
+    "timed_out": "TIMED OUT",
+    "error": "ERROR",
+    "skipped": "skipped",
+}
+
+
+def test_started_text(event: TestStarted) -> str:
+    """`started   integration  job/integration-k3x9qa  timeout 10m, 2 retries`."""
+    from envspec.units import format_duration
+
+    limits = [f"timeout {format_duration(event.timeout_seconds)}"] if event.timeout_seconds else []
+    if event.retries:
+        limits.append(f"{event.retries} retr{'y' if event.retries == 1 else 'ies'}")
+    return f"started   {event.test}  job/{event.job}" + (f"  {', '.join(limits)}" if limits else "")
+
+
+def _attempts(event: TestFinished) -> str:
+    return f"{event.attempts}/{event.retries + 1}"
+
+
+def test_finished_text(event: TestFinished) -> str:
+    """`passed    integration  2.1s` or `FAILED    smoke  0.8s  exit code 3`."""
+    label = RESULT_LABELS.get(event.result, event.result)
+    reason = f"  {event.reason}" if event.reason and event.result != "passed" else ""
+    return f"{label:<9} {event.test}  {format_seconds(event.duration_seconds)}{reason}"
+
+
+def test_jobs_deleted_text(event: TestJobsDeleted) -> str:
+    count = len(event.jobs)
+    run = f" of run {event.run_id}" if event.run_id else ""
+    why = {
+        "cleanup": "--cleanup",
+        "interrupted": "interrupted",
+        "pruned": "older runs",
+        "not started": "could not start",
+        "timed out": "envspec --timeout passed",
+    }
+    return f"deleted   {count} test Job{'s' if count != 1 else ''}{run} ({why.get(event.reason, event.reason)}): " + (
+        ", ".join(event.jobs)
+    )
+
+
+def test_summary_text(rows: Sequence[TestFinished], summary: TestSummary) -> str:
+    """The summary table (test, result, duration, attempts, reason) and one line of totals."""
+    table = [("TEST", "RESULT", "DURATION", "ATTEMPTS", "REASON")]
+    for row in rows:
+        label = RESULT_LABELS.get(row.result, row.result).lower()
+        reason = (row.reason or "") if row.result != "passed" else ""
+        table.append((row.test, label, format_seconds(row.duration_seconds), _attempts(row), reason or "-"))
+    counts = [
+        (summary.passed, "passed"),
+        (summary.failed, "failed"),
+        (summary.timed_out, "timed out"),
+        (summary.errors, "could not run"),
+        (summary.skipped, "not finished"),
+    ]
+    totals = ", ".join(f"{n} {what}" for n, what in counts if n) or "no tests"
+    line = f"run {summary.run_id}: {totals} in {format_seconds(summary.duration_seconds)}"
+    if summary.junit:
+        line += f"; JUnit report: {summary.junit}"
+    return "\n".join([columns(table), line]) if rows else line
+
+
+def validation_text(valid: ValidSpec) -> str:
+    """`FILE: OK: environment 'name' (1 database, 2 services, 0 tests; ttl 1h)`."""
+    spec = valid.spec
+    counts = ", ".join(
+        f"{len(items)} {label}{'' if len(items) == 1 else 's'}"
+        for label, items in (("database", spec.databases), ("service", spec.services), ("test", spec.tests))
+    )
+    return f"{valid.source}: OK: environment '{spec.name}' ({counts}; ttl {valid.ttl})"
+
+
+def cluster_status_text(state: ClusterStatus) -> str:
+    """The local cluster's state, one fact a line, its control-plane components indented."""
+    lines = [f"cluster:    {state.name} ({state.provider})", f"state:      {state.detail}"]
+    if state.server:
+        lines.append(f"server:     {state.server}")
+    if state.kubeconfig:
+        lines.append(f"kubeconfig: {state.kubeconfig}")
+    if state.nodes_total is not None:
+        lines.append(f"nodes:      {state.nodes_ready}/{state.nodes_total} Ready")
+    for component in state.components:
+        memory = f"{component.rss / 2**20:.0f} MiB" if component.rss is not None else "-"
+        pid = str(component.pid) if component.pid is not None else "not running"
+        lines.append(f"  {component.name:<24} pid {pid:<12} rss {memory}")
+    if state.rss_total is not None:
+        lines.append(f"memory:     {state.rss_total / 2**20:.0f} MiB RSS (control plane total)")
+    return "\n".join(lines)

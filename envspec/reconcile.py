@@ -37,6 +37,7 @@ from envspec.meta import (
     annotations_of,
     belongs_to,
     is_managed,
+    is_test_run_object,
     key_of,
     labels_of,
     lease_annotations,
@@ -301,7 +302,10 @@ def _prunes(plan: Plan, inventory: Inventory) -> tuple[Prune, ...]:
     doomed = [
         obj
         for key, obj in inventory.objects.items()
-        if key not in planned and key[1] != "Namespace" and belongs_to(obj, plan.environment)
+        if key not in planned
+        and key[1] != "Namespace"
+        and belongs_to(obj, plan.environment)
+        and not is_test_run_object(obj)  # a test run's Job is not the environment's: never pruned
     ]
 
     def order(obj: Json) -> tuple[int, str]:

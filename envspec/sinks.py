@@ -41,6 +41,14 @@ from envspec.events import (  # noqa: F401  (Sink and open_sink are re-exported:
     Pruned,
     Sink,
     Summary,
+    TestFinished,
+    TestJobsDeleted,
+    TestLog,
+    TestProgress,
+    TestQueued,
+    TestRunStarted,
+    TestStarted,
+    TestSummary,
     WatchCycle,
     WatchSpecInvalid,
     WatchStarted,
@@ -60,6 +68,10 @@ from envspec.present import (
     stuck_reason,
     summary_text,
     sweep_summary,
+    test_finished_text,
+    test_jobs_deleted_text,
+    test_started_text,
+    test_summary_text,
     watch_stopped_text,
 )
 
@@ -159,6 +171,9 @@ class TerminalSink:
     _redrawing: bool = False  # this wave is redrawn in place (it fits on the screen)
     timestamps: bool = False  # start every line with the UTC time (the log of `gc --loop`)
     _rows: list[tuple[str, str, str, str]] = field(default_factory=list)  # gc's table, printed per sweep
+    _tests: list[TestFinished] = field(default_factory=list)  # `test`'s summary table
+    _several_tests: bool = False  # log lines get a `<test> | ` prefix
+    _test_order: tuple[str, ...] = ()  # the summary table lists tests in the run's (the spec's) order
 
     def __post_init__(self) -> None:
         if self.live is None:
@@ -242,6 +257,31 @@ class TerminalSink:
                 self._write(f"warning: {event.message}")
             case WatchStopped():
                 self._write(watch_stopped_text(event))
+            case TestRunStarted():
+                self._several_tests = len(event.tests) > 1
+                self._test_order = event.tests
+                self._write(
+                    f"run {event.run_id}: {len(event.tests)} test{'s' if len(event.tests) != 1 else ''}"
+                    f" ({', '.join(event.tests)})"
+                )
+            case TestQueued():
+                self._write(f"queued    {event.test}: {event.reason}")
+            case TestStarted():
+                self._write(test_started_text(event))
+            case TestProgress():
+                self._write(f"running   {event.test}: {event.reason}")
+            case TestLog():
+                self._write(f"{event.test} | {event.line}" if self._several_tests else event.line)
+            case TestFinished():
+                self._tests.append(event)
+                self._write(test_finished_text(event))
+            case TestJobsDeleted():
+                self._write(test_jobs_deleted_text(event))
+            case TestSummary():
+                order = {name: index for index, name in enumerate(self._test_order)}
+                rows = sorted(self._tests, key=lambda row: order.get(row.test, len(order)))
+                self._write(test_summary_text(rows, event))
+                self._tests = []
             case OperationStarted() | OperationFinished():
                 pass  # the command's own result says how it ended
 

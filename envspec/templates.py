@@ -81,11 +81,13 @@ class Engine:
     user: str | None
     run_as_user: int
     data_path: str
+    writable_paths: tuple[str, ...]  # besides data_path: the root filesystem is read-only
     attributes: tuple[str, ...]
     generated: tuple[str, ...]
     url: str
     env: list[Any]
     readiness_probe: dict[str, Any]
+    liveness_probe: dict[str, Any]
 
 
 @cache
@@ -99,11 +101,13 @@ def engine(name: str) -> Engine:
         user=raw.get("user"),
         run_as_user=int(raw["runAsUser"]),
         data_path=raw["dataPath"],
+        writable_paths=tuple(raw["writablePaths"]),
         attributes=tuple(raw["attributes"]),
         generated=tuple(raw["generated"]),
         url=raw["url"],
         env=raw["env"],
         readiness_probe=raw["readinessProbe"],
+        liveness_probe=raw["livenessProbe"],
     )
 
 

@@ -8,17 +8,32 @@ cluster cannot be started, every test using it FAILS with the reason: never skip
 `kube_namespace` (function) gives a test its own freshly created namespace, with the
 default service account in place (pods are admitted only after it exists), and deletes
 it afterwards, waiting for the deletion to complete.
+
+`served_logs` (function) sets what the API server's real `pods/{name}/log` returns on a
+kwok cluster: a file of ours, served by kwok-controller (playing the kubelet) through
+kwok's `Logs` (one pod) or `ClusterLogs` (every pod of a namespace) objects, which the
+cluster's kwok configuration enables as CRDs. The file is in the CRI log format that a
+real kubelet serves from (`<RFC 3339 time> stdout F <line>`), so `timestamps`,
+`sinceTime`, `tailLines` and `follow` behave as on a real node. Lines appended to the
+file reach a following reader. In kwok v0.7 a follow stream never ends by itself, not
+even when the pod completes: kwok answers the log reader's "is the container still
+running?" with Unavailable, which the reader takes for "running"; the client must close.
+A pod given no file has no log at all: 400 BadRequest, `no logs found for container ...`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +44,7 @@ from envspec.cluster.provider import read_record
 from envspec.errors import EnvspecError
 
 # conftest.py star-imports this module: export only the fixtures.
-__all__ = ["kube_cluster", "kube_namespace"]
+__all__ = ["kube_cluster", "kube_namespace", "served_logs"]
 
 TEST_CLUSTER_ENV = "ENVSPEC_TEST_CLUSTER"
 # Provider for a test cluster that does not exist yet; an existing one keeps its own.
@@ -93,6 +108,91 @@ def kube_namespace(kube_cluster: ClusterInfo, request: pytest.FixtureRequest) ->
     kubectl(
         kube_cluster, "delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=120s", timeout=150
     )
+
+
+def cri_log(lines: Sequence[str], *, start: datetime | None = None, step: timedelta = timedelta(seconds=1)) -> str:
+    """Lines in the CRI log format kwok (as a kubelet) reads: one timestamp per line, `step` apart."""
+    first = start or datetime.now(UTC)
+    return "".join(
+        f"{(first + i * step).strftime('%Y-%m-%dT%H:%M:%S.%f')}000Z stdout F {line}\n" for i, line in enumerate(lines)
+    )
+
+
+@dataclass
+class ServedLogs:
+    """Point container logs of pods at files; everything created is removed after the test."""
+
+    cluster: ClusterInfo
+    directory: Path
+    _objects: list[tuple[str, ...]] = field(default_factory=list)
+
+    def _file(self, lines: Sequence[str], start: datetime | None) -> Path:
+        path = self.directory / f"served-{secrets.token_hex(4)}.log"
+        path.write_text(cri_log(lines, start=start))
+        return path
+
+    def _apply(self, document: Mapping[str, object], reference: tuple[str, ...]) -> None:
+        kubectl(self.cluster, "apply", "-f", "-", stdin=json.dumps(document))
+        self._objects.append(reference)
+
+    def for_pod(
+        self,
+        namespace: str,
+        pod: str,
+        lines: Sequence[str],
+        *,
+        containers: Sequence[str] = (),
+        start: datetime | None = None,
+    ) -> Path:
+        """Serve `lines` as the log of the pod's containers (all, or those named); returns the file."""
+        path = self._file(lines, start)
+        log: dict[str, object] = {"logsFile": str(path)}
+        if containers:
+            log["containers"] = list(containers)
+        document = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "Logs",
+            "metadata": {"name": pod, "namespace": namespace},
+            "spec": {"logs": [log]},
+        }
+        self._apply(document, ("logs.kwok.x-k8s.io", pod, "-n", namespace))
+        return path
+
+    def for_namespace(
+        self, namespace: str, lines: Sequence[str], *, containers: Sequence[str] = (), start: datetime | None = None
+    ) -> Path:
+        """Serve `lines` as the log of every pod in `namespace` (e.g. a Job's pods, named at random)."""
+        path = self._file(lines, start)
+        log: dict[str, object] = {"logsFile": str(path)}
+        if containers:
+            log["containers"] = list(containers)
+        name = f"served-logs-{namespace}"
+        document = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "ClusterLogs",
+            "metadata": {"name": name},
+            "spec": {"selector": {"matchNamespaces": [namespace]}, "logs": [log]},
+        }
+        self._apply(document, ("clusterlogs.kwok.x-k8s.io", name))
+        return path
+
+    @staticmethod
+    def append(path: Path, lines: Sequence[str], *, start: datetime | None = None) -> None:
+        """More lines at the end of a served file, as a running container would write them."""
+        with path.open("a") as handle:
+            handle.write(cri_log(lines, start=start))
+
+    def remove_all(self) -> None:
+        for reference in reversed(self._objects):
+            kubectl(self.cluster, "delete", "--ignore-not-found", *reference, check=False)
+        self._objects.clear()
+
+
+@pytest.fixture
+def served_logs(kube_cluster: ClusterInfo, tmp_path: Path) -> Iterator[ServedLogs]:
+    served = ServedLogs(kube_cluster, tmp_path)
+    yield served
+    served.remove_all()
 
 
 ENVSPEC = [sys.executable, "-m", "envspec"]

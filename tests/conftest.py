@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.api_fixtures import *  # noqa: F403  (re-export the API server fixtures)
 from tests.cluster_fixtures import *  # noqa: F403  (re-export the cluster fixtures)
 from tests.redis_fixtures import *  # noqa: F403  (re-export the Redis fixtures)
 

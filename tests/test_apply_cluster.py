@@ -117,7 +117,12 @@ def new_id() -> str:
 
 
 def write_counts(kubectl: Callable[..., str]) -> Counter[tuple[str, str]]:
-    """apiserver_request_total of write verbs on the resources envspec writes, by (verb, resource)."""
+    """apiserver_request_total of write verbs on the resources envspec writes, by (verb, resource).
+
+    Only answers with a 2xx code count: writes that took effect. Under load the API
+    server's priority and fairness may answer 429, and a retried request would otherwise
+    count twice.
+    """
     counts: Counter[tuple[str, str]] = Counter()
     for line in kubectl("get", "--raw", "/metrics").splitlines():
         if not line.startswith("apiserver_request_total{"):
@@ -128,6 +133,7 @@ def write_counts(kubectl: Callable[..., str]) -> Counter[tuple[str, str]]:
             and not labels.get("dry_run")
             and not labels.get("subresource")
             and labels.get("resource") in ENVSPEC_RESOURCES
+            and labels.get("code", "").startswith("2")
         ):
             counts[(labels["verb"], labels["resource"])] += int(float(line.rsplit(" ", 1)[1]))
     return counts
@@ -171,14 +177,31 @@ def changed(plan: Plan, kind: str, change: Callable[[dict[str, Any]], None]) -> 
 
 
 @pytest.fixture(scope="module")
-def fullstack(envspec: Callable[..., Run], namespaces_to_delete: list[str]) -> tuple[str, str, Run]:
+def fullstack(
+    envspec: Callable[..., Run], kubectl: Callable[..., str], namespaces_to_delete: list[str]
+) -> tuple[str, str, Run]:
     """examples/fullstack, up once for the module: (id, namespace, the run's output)."""
     env_id = new_id()
     namespace = f"quality-fabric-fullstack-{env_id}"
     namespaces_to_delete.append(namespace)
     run = envspec("up", "-f", FULLSTACK, "--id", env_id, "-o", "json")
     assert run.code == 0, run.err
+    wait_for_namespace_controllers(kubectl, namespace)
     return env_id, namespace, run
+
+
+def wait_for_namespace_controllers(kubectl: Callable[..., str], namespace: str) -> None:
+    """Wait until the controllers have created what they add to every new namespace (its
+    `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap): on a loaded machine they
+    lag behind `up`, and their writes would be counted as the next run's."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        account = kubectl("get", "serviceaccount", "default", "-n", namespace, "--ignore-not-found", "-o", "name")
+        root_ca = kubectl("get", "configmap", "kube-root-ca.crt", "-n", namespace, "--ignore-not-found", "-o", "name")
+        if account.strip() and root_ca.strip():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the controllers did not set up namespace {namespace} within 60s")
 
 
 def test_fullstack_up_is_ready_and_status_says_so(
@@ -255,6 +278,94 @@ def test_a_changed_spec_keeps_the_generated_passwords(
     assert password not in run.out + run.err
     # Back to the example, for the other tests of the module.
     assert envspec("up", "-f", FULLSTACK, "--id", env_id).code == 0
+
+
+# --- what tests/test_cluster_proof.py proves of the cluster, through envspec's own apply path ---
+
+
+def test_objects_up_applies_are_owned_by_envspecs_field_manager(
+    fullstack: tuple[str, str, Run], kubectl: Callable[..., str]
+) -> None:
+    _, namespace, _ = fullstack
+    for ref in (
+        "deployment/api",
+        "statefulset/db",
+        "service/api",
+        "secret/db-credentials",
+        "limitrange/envspec-defaults",
+    ):
+        found = json.loads(kubectl("get", ref, "-n", namespace, "-o", "json", "--show-managed-fields"))
+        managers = {(entry["manager"], entry["operation"]) for entry in found["metadata"]["managedFields"]}
+        assert ("envspec", "Apply") in managers, (ref, managers)
+    namespace_object = json.loads(kubectl("get", "namespace", namespace, "-o", "json", "--show-managed-fields"))
+    assert ("envspec", "Apply") in {
+        (e["manager"], e["operation"]) for e in namespace_object["metadata"]["managedFields"]
+    }
+
+
+def pods_of(kubectl: Callable[..., str], namespace: str, name: str) -> list[dict[str, Any]]:
+    found = kubectl("get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/name={name}", "-o", "json")
+    items: list[dict[str, Any]] = json.loads(found)["items"]
+    return items
+
+
+def test_pods_of_up_are_scheduled_ready_with_the_resolved_resources(
+    fullstack: tuple[str, str, Run], kubectl: Callable[..., str]
+) -> None:
+    _, namespace, _ = fullstack
+    resolved = load_spec(FULLSTACK, {}).resources
+    for name, replicas in (("api", 2), ("worker", 1), ("db", 1), ("cache", 1)):
+        pods = [p for p in pods_of(kubectl, namespace, name) if not p["metadata"].get("deletionTimestamp")]
+        assert len(pods) == replicas, name
+        for pod in pods:
+            assert pod["spec"].get("nodeName", "").startswith("node-")  # bound by the scheduler
+            assert pod["status"]["phase"] == "Running"
+            assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
+            # What the pod runs with is what the spec resolved to (its own values, else the
+            # environment's defaults), whether envspec wrote it or the LimitRange admitted it.
+            assert pod["spec"]["containers"][0]["resources"] == resolved[name].as_manifest(), name
+
+
+def test_services_up_creates_select_the_ready_pods_of_their_workload(
+    fullstack: tuple[str, str, Run], kubectl: Callable[..., str]
+) -> None:
+    _, namespace, _ = fullstack
+    for service, replicas in (("api", 2), ("db", 1), ("cache", 1)):
+        slices = json.loads(
+            kubectl(
+                "get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}", "-o", "json"
+            )
+        )["items"]
+        ready = {
+            endpoint["targetRef"]["name"]
+            for found in slices
+            for endpoint in found.get("endpoints") or []
+            if endpoint.get("conditions", {}).get("ready")
+        }
+        pods = {p["metadata"]["name"] for p in pods_of(kubectl, namespace, service)}
+        assert len(ready) == replicas and ready <= pods, (service, ready, pods)
+
+
+def test_the_namespace_up_creates_enforces_its_pod_security_level(
+    fullstack: tuple[str, str, Run], tmp_path: Path, kubeconfig: str
+) -> None:
+    _, namespace, _ = fullstack  # podSecurity: baseline (the default)
+    privileged = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "root", "namespace": namespace},
+        "spec": {"containers": [{"name": "root", "image": "busybox:1.36", "securityContext": {"privileged": True}}]},
+    }
+    manifest = tmp_path / "privileged.json"
+    manifest.write_text(json.dumps(privileged))
+    refused = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "create", "--dry-run=server", "-f", str(manifest)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert 'violates PodSecurity "baseline:latest": privileged' in refused.stderr
 
 
 def test_diff_shows_changes_hides_secrets_and_exits_like_kubectl_diff(

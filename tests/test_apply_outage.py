@@ -66,6 +66,21 @@ def component_pid(cluster: str, component: str) -> int:
     raise AssertionError(f"no {component} process of cluster {cluster}")
 
 
+def restart_what_died_since(cluster: ClusterInfo) -> bool:
+    """Restart the control plane if a component has died since the last restart; False (the
+    caller's condition is not met yet). The controller manager outlives the API server by its
+    leader-election renew deadline and then exits: on a loaded machine that is after
+    `cluster up` has already restarted the API server, and without it no controller would
+    ever set the condition the test waits for."""
+    for component in ("kube-apiserver", "kube-controller-manager"):
+        try:
+            component_pid(cluster.name, component)
+        except AssertionError:
+            cluster_up(cluster.name, "kwok", progress=Progress())
+            break
+    return False
+
+
 def web_plan(name: str) -> Plan:
     labels = {"app.kubernetes.io/managed-by": "envspec", "envspec.dev/environment": name}
     namespace = f"envspec-{name}"
@@ -134,7 +149,10 @@ def test_up_through_an_api_server_outage_and_a_progress_deadline_that_ran_out_me
         cluster_up(outage_cluster.name, "kwok", progress=Progress())  # restarts what died
         wait_until(
             "the progress deadline to run out",
-            lambda: progressing_reason(outage_cluster, plan.namespace) == "ProgressDeadlineExceeded",
+            lambda: (
+                restart_what_died_since(outage_cluster)
+                or progressing_reason(outage_cluster, plan.namespace) == "ProgressDeadlineExceeded"
+            ),
         )
 
         second = Recorder()

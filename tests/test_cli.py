@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 
 from envspec import __version__
 from envspec.cli.main import cli, main
-from envspec.render import GENERATED_HEADER
+from envspec.render import GENERATED_HEADER, INDEX_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = str(REPO / "examples" / "quickstart" / "maestro-env.yaml")
@@ -44,6 +44,11 @@ def run(*args: str, input: str | None = None, env: dict[str, str | None] | None 
 
 def load_all(text: str) -> list[Any]:
     return list(YAML(typ="safe", pure=True).load_all(io.StringIO(text)))
+
+
+def rendered_files(directory: Path) -> list[Path]:
+    """The manifests of an --out-dir, without render's index of them."""
+    return sorted(p for p in directory.iterdir() if p.name != INDEX_NAME)
 
 
 def secret_values(manifests: list[dict[str, Any]]) -> list[str]:
@@ -84,7 +89,7 @@ def test_validate_invalid_spec_lists_located_problems_on_stderr(tmp_path: Path) 
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"{spec}:6:15: services.api.replicas: must be an integer >= 0",
+        f"{spec}:6:15: services.api.replicas: must be an integer between 0 and 2147483647",
         f"{spec}:8:5: services.api.depends_on: unknown key 'depends_on'; did you mean 'dependsOn'?",
         "2 problems found",
     ]
@@ -97,7 +102,9 @@ def test_validate_reads_stdin() -> None:
     assert ok.stdout.startswith("<stdin>: OK: environment 'quickstart'")
     bad = run("validate", "-f", "-", input=BROKEN)
     assert bad.exit_code == 1
-    assert bad.stderr.splitlines()[0] == "<stdin>:6:15: services.api.replicas: must be an integer >= 0"
+    assert (
+        bad.stderr.splitlines()[0] == "<stdin>:6:15: services.api.replicas: must be an integer between 0 and 2147483647"
+    )
     syntax = run("validate", "-f", "-", input="a: [\n")
     assert syntax.exit_code == 1
     assert re.match(r"<stdin>:2:1: YAML syntax error: ", syntax.stderr)
@@ -118,7 +125,10 @@ def test_unreadable_inputs_are_user_errors(tmp_path: Path, setup: str, message: 
         target.write_bytes(b"\xff\xfe\x00name")
     result = run("validate", "-f", str(target))
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: ") and message in result.stderr
+    if setup == "binary":  # a located problem, like every other problem of a spec's text
+        assert result.stderr == f"{target}:1:1: not UTF-8 text: byte 0xff (invalid start byte)\n1 problem found\n"
+    else:
+        assert result.stderr.startswith("error: ") and message in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -198,7 +208,7 @@ def test_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert exit_code_of_main(["validate", "-f", QUICKSTART], capsys)[0] == 0
     code, out, err = exit_code_of_main(["validate", "-f", str(spec)], capsys)
     assert (code, out) == (1, "")
-    assert err.startswith(f"{spec}:6:15: services.api.replicas: must be an integer >= 0\n")
+    assert err.startswith(f"{spec}:6:15: services.api.replicas: must be an integer between 0 and 2147483647\n")
     code, _, err = exit_code_of_main(["render", "-f", str(tmp_path / "missing.yaml")], capsys)
     assert code == 1 and err.startswith("error: ")
     assert exit_code_of_main(["render", "--bogus"], capsys)[0] == 2
@@ -225,7 +235,7 @@ def test_render_prints_multi_document_yaml_in_plan_order() -> None:
         ("StatefulSet", "db"),
         ("Deployment", "app"),
     ]
-    assert documents[4]["stringData"]["password"] == "<generated-at-apply>"
+    assert documents[4]["data"]["password"] == "<generated-at-apply>"
     # identical runs give identical output
     assert run("render", "-f", QUICKSTART).stdout == result.stdout
 
@@ -264,7 +274,9 @@ def test_render_invalid_spec_from_stdin() -> None:
     result = run("render", "-f", "-", input=BROKEN)
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("<stdin>:6:15: services.api.replicas: must be an integer >= 0\n")
+    assert result.stderr.startswith(
+        "<stdin>:6:15: services.api.replicas: must be an integer between 0 and 2147483647\n"
+    )
 
 
 def test_render_out_dir(tmp_path: Path) -> None:
@@ -273,7 +285,7 @@ def test_render_out_dir(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert result.stdout == ""
     expected = load_all(run("render", "-f", FULLSTACK, "--tests").stdout)
-    files = sorted(out.iterdir())  # `kubectl apply -f DIR` reads files in lexical order
+    files = rendered_files(out)  # `kubectl apply -f DIR` reads files in lexical order
     assert result.stderr == f"wrote {len(expected)} files to {out}\n"
     assert [p.name for p in files][:3] == [
         "000-namespace-quality-fabric-fullstack.yaml",
@@ -302,18 +314,18 @@ def test_render_out_dir_replaces_its_own_files_and_keeps_foreign_ones(tmp_path: 
     for name, text in foreign.items():
         (out / name).write_text(text, encoding="utf-8")
     assert run("render", "-f", FULLSTACK, "--tests", "--out-dir", str(out)).exit_code == 0
-    with_tests = {p.name for p in out.iterdir()} - set(foreign)
+    with_tests = {p.name for p in rendered_files(out)} - set(foreign)
     assert any("-job-" in name for name in with_tests)
     # a second render without tests removes the Job files it wrote before
     assert run("render", "-f", FULLSTACK, "--out-dir", str(out)).exit_code == 0
-    generated = {p.name for p in out.iterdir()} - set(foreign)
+    generated = {p.name for p in rendered_files(out)} - set(foreign)
     assert not any("-job-" in name for name in generated)
     assert len(generated) == len(load_all(run("render", "-f", FULLSTACK).stdout))
     for name, text in foreign.items():
         assert (out / name).read_text(encoding="utf-8") == text
     # a smaller spec replaces the bigger one's files
     assert run("render", "-f", QUICKSTART, "--out-dir", str(out)).exit_code == 0
-    generated = {p.name for p in out.iterdir()} - set(foreign)
+    generated = {p.name for p in rendered_files(out)} - set(foreign)
     assert len(generated) == 9
     assert not any("fullstack" in name or "worker" in name for name in generated)
     # JSON output is recognised as ours too
@@ -329,7 +341,7 @@ def test_render_out_dir_keeps_plan_order_past_a_thousand_objects(tmp_path: Path)
     spec.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     assert run("render", "-f", str(spec), "--out-dir", str(out)).exit_code == 0
-    names = sorted(p.name for p in out.iterdir())
+    names = [p.name for p in rendered_files(out)]
     assert len(names) == 4 + 520 * 2
     assert names[0] == "0000-namespace-envspec-huge.yaml"
     assert names[-1] == "1043-deployment-s0519.yaml"
@@ -340,7 +352,7 @@ def test_render_out_dir_keeps_plan_order_past_a_thousand_objects(tmp_path: Path)
     )
     # a smaller plan written later removes every file of the bigger one
     assert run("render", "-f", QUICKSTART, "--out-dir", str(out)).exit_code == 0
-    assert len(list(out.iterdir())) == 9
+    assert len(rendered_files(out)) == 9
 
 
 def test_render_out_dir_that_is_a_file(tmp_path: Path) -> None:
@@ -369,7 +381,7 @@ def test_render_show_secrets(tmp_path: Path) -> None:
     # and the same holds for files written with --out-dir
     out = tmp_path / "out"
     assert run("render", "-f", FULLSTACK, "--show-secrets", "--out-dir", str(out)).exit_code == 0
-    for path in out.iterdir():
+    for path in rendered_files(out):
         (document,) = load_all(path.read_text(encoding="utf-8"))
         if document["kind"] == "Secret":
             continue
@@ -466,7 +478,9 @@ def test_installed_envspec_command_renders() -> None:
         check=False,
     )
     assert broken.returncode == 1
-    assert broken.stderr.startswith("<stdin>:6:15: services.api.replicas: must be an integer >= 0\n")
+    assert broken.stderr.startswith(
+        "<stdin>:6:15: services.api.replicas: must be an integer between 0 and 2147483647\n"
+    )
     assert "Traceback" not in broken.stderr
 
 
@@ -556,3 +570,19 @@ def test_a_kubeconfig_that_does_not_exist_is_named_before_any_request(tmp_path: 
     assert result.exit_code == 3
     assert f"no kubeconfig at {missing}" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_validate_help_lists_every_exit_code_it_can_give() -> None:
+    text = run("validate", "--help").stdout
+    block = text[text.index("Exit codes:") : text.index("Examples:")]
+    for code in ("0 ", "1 ", "2 ", "70 ", "130 "):
+        assert f"\n    {code}" in block, code
+    assert "never exits 3 or 4" in block
+
+
+def test_the_group_help_names_only_commands_that_exist() -> None:
+    text = run("--help").stdout
+    summary = re.search(r"manages its life: ([a-z, ]+)\.", text)
+    assert summary is not None
+    for name in summary.group(1).split(", "):
+        assert run(name, "--help").exit_code == 0, name

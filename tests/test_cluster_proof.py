@@ -5,12 +5,28 @@ the controllers (Deployment, StatefulSet, Job, EndpointSlice, namespace finalisa
 kwok's simulated pod lifecycle, and the cluster command's fault handling.
 
 The SSA helper here is deliberately minimal and test-only; the product's applier lives
-in envspec/kube/.
+in envspec/kube/ and envspec/runner.py. The tests that apply through that helper are
+named `test_cluster_proof_...`: they prove the cluster, not envspec, and would pass with
+envspec deleted. envspec's own apply path (`envspec up`) is tested for the same
+behaviour in tests/test_apply_cluster.py:
+
+    applied objects owned by envspec, reapply a no-op   test_objects_up_applies_are_owned_by_envspecs_field_manager,
+                                                        test_unchanged_re_up_writes_only_the_lease
+    Deployment available, StatefulSet ready             test_fullstack_up_is_ready_and_status_says_so,
+                                                        test_pods_of_up_are_scheduled_ready_with_the_resolved_resources
+    Job complete                                        test_a_job_is_waited_for_until_complete
+    Service endpoints follow ready pods                 test_services_up_creates_select_the_ready_pods_of_their_workload
+    LimitRange defaults injected by admission           test_pods_of_up_are_scheduled_ready_with_the_resolved_resources
+    pod over quota rejected with the server's message   test_quota_too_small_at_admission_fails_early_naming_the_quota
+    Pod Security admission enforced                     test_the_namespace_up_creates_enforces_its_pod_security_level
+    a deleted pod is replaced                           (the controllers' work; envspec manages no pods)
+    namespace deletion completes                        test_down_deletes_the_namespace_and_waits_until_it_is_gone
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import secrets
@@ -300,7 +316,7 @@ def envspec_entry(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return [f for f in obj["metadata"]["managedFields"] if f["manager"] == "envspec" and f["operation"] == "Apply"]
 
 
-def test_applied_objects_are_owned_by_envspec_and_reapply_is_a_no_op(proof_env: ProofEnv) -> None:
+def test_cluster_proof_applied_objects_are_owned_by_envspec_and_reapply_is_a_no_op(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         before = await get(api, "apps/v1", "deployments", "web", proof_env.namespace)
@@ -317,7 +333,7 @@ def test_applied_objects_are_owned_by_envspec_and_reapply_is_a_no_op(proof_env: 
     run(check())
 
 
-def test_deployment_becomes_available(proof_env: ProofEnv) -> None:
+def test_cluster_proof_deployment_becomes_available(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         await wait_for(
@@ -333,7 +349,7 @@ def test_deployment_becomes_available(proof_env: ProofEnv) -> None:
     run(check())
 
 
-def test_statefulset_becomes_ready(proof_env: ProofEnv) -> None:
+def test_cluster_proof_statefulset_becomes_ready(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         await wait_for(
@@ -346,7 +362,7 @@ def test_statefulset_becomes_ready(proof_env: ProofEnv) -> None:
     run(check())
 
 
-def test_job_completes_and_its_pod_succeeds(proof_env: ProofEnv) -> None:
+def test_cluster_proof_job_completes_and_its_pod_succeeds(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         await wait_for(
@@ -360,7 +376,7 @@ def test_job_completes_and_its_pod_succeeds(proof_env: ProofEnv) -> None:
     run(check())
 
 
-def test_service_endpoints_follow_ready_pods(proof_env: ProofEnv) -> None:
+def test_cluster_proof_service_endpoints_follow_ready_pods(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         service = await get(api, "v1", "services", "web", proof_env.namespace)
@@ -378,7 +394,7 @@ def test_service_endpoints_follow_ready_pods(proof_env: ProofEnv) -> None:
     run(check())
 
 
-def test_limitrange_defaults_are_injected_by_admission(proof_env: ProofEnv) -> None:
+def test_cluster_proof_limitrange_defaults_are_injected_by_admission(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         await wait_for(
@@ -392,7 +408,7 @@ def test_limitrange_defaults_are_injected_by_admission(proof_env: ProofEnv) -> N
     run(check())
 
 
-def test_pod_over_quota_is_rejected_with_the_api_servers_message(proof_env: ProofEnv) -> None:
+def test_cluster_proof_pod_over_quota_is_rejected_with_the_api_servers_message(proof_env: ProofEnv) -> None:
     big = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -411,7 +427,7 @@ def test_pod_over_quota_is_rejected_with_the_api_servers_message(proof_env: Proo
     assert "requested: limits.cpu=2,requests.cpu=2" in message
 
 
-def test_pod_security_admission_is_enforced(kube_cluster: ClusterInfo, kube_namespace: str) -> None:
+def test_cluster_proof_pod_security_admission_is_enforced(kube_cluster: ClusterInfo, kube_namespace: str) -> None:
     privileged = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -431,7 +447,7 @@ def test_pod_security_admission_is_enforced(kube_cluster: ClusterInfo, kube_name
     assert 'violates PodSecurity "baseline:latest": privileged' in str(caught.value)
 
 
-def test_deleted_pod_disappears_and_is_replaced(proof_env: ProofEnv) -> None:
+def test_cluster_proof_deleted_pod_disappears_and_is_replaced(proof_env: ProofEnv) -> None:
     async def check() -> None:
         api = await api_for(proof_env.cluster)
         ns = proof_env.namespace
@@ -445,7 +461,7 @@ def test_deleted_pod_disappears_and_is_replaced(proof_env: ProofEnv) -> None:
     run(check())
 
 
-def test_namespace_deletion_completes(kube_cluster: ClusterInfo) -> None:
+def test_cluster_proof_namespace_deletion_completes(kube_cluster: ClusterInfo) -> None:
     namespace = f"doomed-{secrets.token_hex(3)}"
 
     async def check() -> None:
@@ -545,6 +561,26 @@ def test_up_recovers_a_half_created_directory_without_killing_strangers(fault_cl
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_up_recreates_a_cluster_of_an_older_configuration(fault_cluster: str) -> None:
+    # kwok reads its Stage objects and log CRDs only at creation: an older cluster would
+    # ignore the annotations the tests rely on, so `up` recreates it and says why.
+    info = cluster_up(fault_cluster, progress=Quiet())
+    kubectl(info, "create", "namespace", "from-the-old-cluster")
+    cluster = KwokCluster(fault_cluster, Layout.from_env(), Quiet())
+    wanted = cluster.saved_fingerprint()
+    assert wanted
+    cluster.fingerprint_path.write_text("0000000000000000\n")
+    messages = io.StringIO()
+    again = cluster_up(fault_cluster, progress=Progress(messages))
+    assert "created with an older configuration (kwok pod stages, log serving); recreating it" in messages.getvalue()
+    assert cluster.saved_fingerprint() == wanted
+    assert "from-the-old-cluster" not in kubectl(again, "get", "namespaces", "-o", "name")
+    # The same configuration is reused, not recreated.
+    messages = io.StringIO()
+    cluster_up(fault_cluster, progress=Progress(messages))
+    assert "reusing it" in messages.getvalue()
 
 
 def test_down_cleans_a_stale_directory(fault_cluster: str) -> None:

@@ -335,6 +335,45 @@ def test_kwokctl_config_binds_loopback_and_uses_local_kubectl() -> None:
     assert options["kubeVersion"] == "v1.34.4"
 
 
+def test_kwokctl_documents_carry_the_pod_stages_and_the_log_crds() -> None:
+    documents = kwok.kwokctl_documents("/usr/bin/kubectl")
+    assert documents[0]["kind"] == "KwokctlConfiguration"
+    assert documents[0]["options"]["enableCRDs"] == ["Logs", "ClusterLogs"]
+    assert all(d["kind"] == "Stage" for d in documents[1:])
+    # Any Stage in the configuration replaces all of kwokctl's defaults: ours include
+    # equivalents of its node stages and of its fast pod stages (first), then the
+    # annotation-driven ones.
+    nodes = [d["metadata"]["name"] for d in documents[1:] if d["spec"]["resourceRef"]["kind"] == "Node"]
+    assert nodes == ["node-initialize", "node-heartbeat-with-lease"]
+    stages = {d["metadata"]["name"]: d for d in documents[1:] if d["spec"]["resourceRef"]["kind"] == "Pod"}
+    assert list(stages) == [
+        "pod-ready",
+        "pod-complete",
+        "pod-complete-delayed",
+        "pod-container-failed",
+        "pod-container-crash-loop",
+        "pod-image-pull-failed",
+        "pod-image-pull-back-off",
+        "pod-delete",
+    ]
+    # No fixed delay on the stages an ordinary pod goes through (only one an annotation asks for).
+    for name in ("pod-ready", "pod-complete", "pod-delete"):
+        delay = stages[name]["spec"].get("delay", {})
+        assert "durationMilliseconds" not in delay
+        assert all("annotations" in source["jq"]["expression"] for source in delay.values())
+    text = kwok.render_documents(documents)
+    assert text.count("---\n") == len(documents) - 1
+    assert kwok.parse_kwok_config(text) is None  # no components yet: kwokctl adds them on create
+
+
+def test_config_fingerprint_ignores_the_kubectl_path_and_follows_the_stages() -> None:
+    one = kwok.config_fingerprint(kwok.kwokctl_documents("/usr/bin/kubectl"))
+    assert one == kwok.config_fingerprint(kwok.kwokctl_documents("/opt/bin/kubectl"))
+    changed = kwok.kwokctl_documents("/usr/bin/kubectl")
+    changed[-1]["spec"]["next"]["delete"] = False
+    assert kwok.config_fingerprint(changed) != one
+
+
 def test_kwokctl_create_uses_our_binaries_and_kubeconfig(tmp_path: Path) -> None:
     bins = Binaries.in_layout(Layout(tmp_path))
     cmd = kwok.create_command(bins, tmp_path / "kwokctl.yaml", "dev", tmp_path / "kc")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -13,12 +15,13 @@ import kubernetes_validate
 import pytest
 
 from envspec.compiler import SECRET_PLACEHOLDER, compile_plan, namespace_name, secret_slots
+from envspec.defaults import ValidSpec
 from envspec.errors import EnvspecError
 from envspec.loader import load_text
 from envspec.pipeline import build_plan, check_id
 from envspec.plan import Plan, SecretSlot
 from envspec.render import plan_text
-from envspec.validate import ValidSpec, validate
+from envspec.validation import validate
 
 REPO = Path(__file__).resolve().parent.parent
 HEAD = "apiVersion: envspec/v1\nname: demo\n"
@@ -290,13 +293,60 @@ def test_database_statefulsets() -> None:
     assert probes["docs"].startswith("mongosh") and "ping" in probes["docs"]
     assert probes["cache"].startswith("redis-cli") and "ping" in probes["cache"]
     db = plan.find("StatefulSet", "db").manifest  # type: ignore[union-attr]
-    assert db["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "emptyDir": {}}]
+    assert db["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "data", "emptyDir": {}},
+        {"name": "var-run-postgresql", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
     rel = plan.find("StatefulSet", "rel").manifest  # type: ignore[union-attr]
-    assert "volumes" not in rel["spec"]["template"]["spec"]
+    # the data is on the claim; the run-time paths stay emptyDirs
+    assert rel["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "var-run-mysqld", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
     claim = rel["spec"]["volumeClaimTemplates"][0]
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
     pg_env = {e["name"]: e for e in container_of(plan, "StatefulSet", "db")["env"]}
     assert pg_env["POSTGRES_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "db-credentials", "key": "password"}}
+
+
+WRITABLE_PATHS = {
+    "db": ["/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"],
+    "rel": ["/var/lib/mysql", "/var/run/mysqld", "/tmp"],
+    "docs": ["/data/db", "/tmp"],
+    "cache": ["/data", "/tmp"],
+}
+
+
+def test_database_containers_have_a_read_only_root_and_volumes_where_the_engine_writes() -> None:
+    """What each official image writes besides its data: its socket/pid directory and /tmp."""
+    plan = plan_of(FULL)
+    for name, paths in WRITABLE_PATHS.items():
+        container = container_of(plan, "StatefulSet", name)
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert [m["mountPath"] for m in container["volumeMounts"]] == paths
+        statefulset = plan.find("StatefulSet", name)
+        assert statefulset is not None
+        pod = statefulset.manifest["spec"]["template"]["spec"]
+        volumes = {v["name"] for v in pod.get("volumes", [])}
+        claims = {c["metadata"]["name"] for c in statefulset.manifest["spec"].get("volumeClaimTemplates", [])}
+        assert {m["name"] for m in container["volumeMounts"]} == volumes | claims
+        # every emptyDir is writable by the engine's user through the pod's fsGroup
+        assert pod["securityContext"]["fsGroup"] == container["securityContext"]["runAsUser"] == 999
+    for container in (
+        c for o in plan.objects if o.kind == "Deployment" for c in o.manifest["spec"]["template"]["spec"]["containers"]
+    ):
+        assert "readOnlyRootFilesystem" not in container["securityContext"]  # an arbitrary image may write anywhere
+
+
+def test_database_containers_have_liveness_after_startup() -> None:
+    plan = plan_of(FULL)
+    for name in WRITABLE_PATHS:
+        container = container_of(plan, "StatefulSet", name)
+        assert container["livenessProbe"]["exec"]["command"] == container["readinessProbe"]["exec"]["command"]
+        assert container["livenessProbe"]["failureThreshold"] * container["livenessProbe"]["periodSeconds"] == 60
+        # liveness only starts once the startup probe (the readiness check's whole budget) passed
+        assert container["startupProbe"] == container["readinessProbe"]
 
 
 def test_database_image_override_and_version() -> None:
@@ -399,17 +449,26 @@ def test_secret_slots() -> None:
     assert compile_plan(valid).secret_slots == secret_slots(valid)
 
 
-def test_placeholder_by_default() -> None:
+def test_placeholder_by_default_is_where_the_api_server_refuses_it() -> None:
+    """A review render must not be appliable with the public placeholder as a password:
+    placeholder-bearing keys are under `data` (base64 only), which `<` can never be in."""
     plan = plan_of(FULL)
     secret = plan.find("Secret", "db-credentials").manifest  # type: ignore[union-attr]
+    unset = secret["data"]
+    assert unset["password"] == SECRET_PLACEHOLDER == "<generated-at-apply>"
+    assert unset["url"] == f"postgresql://envspec:{SECRET_PLACEHOLDER}@db:5432/orders"
+    assert set(unset) == {"password", "url"}
+    for value in unset.values():
+        with pytest.raises(binascii.Error):
+            base64.b64decode(value, validate=True)
     data = secret["stringData"]
-    assert data["password"] == SECRET_PLACEHOLDER == "<generated-at-apply>"
-    assert data["url"] == f"postgresql://envspec:{SECRET_PLACEHOLDER}@db:5432/orders"
-    assert data["host"] == "db" and data["port"] == "5432" and data["username"] == "envspec"
-    assert data["database"] == "orders"
-    rel = plan.find("Secret", "rel-credentials").manifest["stringData"]  # type: ignore[union-attr]
-    assert rel["root-password"] == SECRET_PLACEHOLDER
-    cache = plan.find("Secret", "cache-credentials").manifest["stringData"]  # type: ignore[union-attr]
+    assert data == {"database": "orders", "host": "db", "port": "5432", "username": "envspec"}
+    rel = plan.find("Secret", "rel-credentials").manifest  # type: ignore[union-attr]
+    assert rel["data"]["root-password"] == SECRET_PLACEHOLDER
+    assert "root-password" not in rel["stringData"]
+    cache = plan.find("Secret", "cache-credentials").manifest  # type: ignore[union-attr]
+    assert "data" not in cache
+    cache = cache["stringData"]
     assert cache == {"host": "cache", "port": "6379", "url": "redis://cache:6379/0"}
 
 

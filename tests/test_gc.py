@@ -397,15 +397,23 @@ def test_gc_loop_survives_an_unreachable_api_server_and_stops_on_sigterm(tmp_pat
         stderr=subprocess.PIPE,
         text=True,
     )
+    seen: list[str] = []
     try:
-        time.sleep(3.5)
+        # Two failed sweeps in a row, read as they are printed (however slow the machine is):
+        # the loop survives the first one.
+        assert process.stdout is not None
+        while sum("gc: sweep failed" in line for line in seen) < 2:
+            line = process.stdout.readline()
+            assert line, f"gc --loop ended when the API server was unreachable: {''.join(seen)}"
+            seen.append(line)
         assert process.poll() is None, "gc --loop died when the API server was unreachable"
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
+        rest, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, err
+    out = "".join(seen) + rest
     failures = [line for line in out.splitlines() if "gc: sweep failed" in line]
     assert len(failures) >= 2
     assert "connection refused" in failures[0] and "trying again in 1.0s" in failures[0]

@@ -146,6 +146,8 @@ def test_the_dockerfile_installs_a_package_that_carries_the_janitor_templates(tm
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in ("namespace", "serviceaccount", "clusterrole", "clusterrolebinding", "deployment"):
         assert f"envspec/_data/templates/janitor/{template}.yaml" in names
+    for template in ("clusterrole", "deployment"):  # `envspec worker --print-manifests` reuses the rest
+        assert f"envspec/_data/templates/worker/{template}.yaml" in names
     assert "envspec/operations/gc.py" in names
 
 

@@ -173,7 +173,9 @@ def test_alias_bomb_is_refused() -> None:
     lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
     (message,) = problems("\n".join(lines) + "\n")
-    assert "too many alias expansions" in message
+    assert message.endswith(
+        "its aliases expand to more than 100,000 nodes (keys, values and list items), the most a spec may have"
+    )
 
 
 def test_keys_are_the_text_written() -> None:
@@ -230,7 +232,7 @@ def test_read_source_stdin_is_named_stdin() -> None:
 
 
 def test_read_source_stdin_reads_sys_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO("name: b\n"))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"name: b\n"), encoding="utf-8"))
     assert read_source("-") == ("name: b\n", "<stdin>")
 
 

@@ -15,7 +15,7 @@ from envspec.compiler import compile_plan
 from envspec.errors import SpecError
 from envspec.loader import load_text
 from envspec.render import plan_text
-from envspec.validate import validate
+from envspec.validation import validate
 from envspec.yamlout import dump
 
 REPO = Path(__file__).resolve().parent.parent

@@ -91,3 +91,28 @@ def test_the_documented_commands_pasted_into_redis_cli_reach_a_consumer_intact(r
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
     assert seen == [f"job-{i}" for i in range(1, len(lines) + 1)]
+
+
+def test_the_documented_outcome_mapping_and_test_result_are_what_envspec_writes() -> None:
+    from envspec.report.results import CDEVENTS_OUTCOMES, case_record
+
+    text = "\n".join(path.read_text() for path in DOCS)
+    table = re.search(r"\| envspec `result` \| CDEvents `outcome` \|\n\|---\|---\|\n((?:\|.*\n)+)", text)
+    assert table is not None
+    rows = [re.findall(r"`([a-z_]+)`", line) for line in table.group(1).splitlines()]
+    documented = {words[0]: words[-1] for words in rows}
+    assert documented == {result: outcome for result, outcome in CDEVENTS_OUTCOMES.items() if result != "running"}
+
+    block = re.search(r"```json\n(\{\"job_id\": \"job-8\".*?)```", text, re.S)
+    assert block is not None
+    record = json.loads(block.group(1))
+    assert record["operation"] == "test" and record["status"] == "error"
+    for test in record["tests"]:
+        assert test == case_record(
+            test["name"],
+            test["result"],
+            duration_seconds=test["duration_seconds"],
+            attempts=test["attempts"],
+            reason=test["reason"],
+            cause=test["cause"],
+        )

@@ -85,3 +85,38 @@ def test_a_request_with_an_invalid_spec_is_refused_with_paths_into_it(kube_clust
     with pytest.raises(RequestError) as refused:
         run(kube_cluster, {"execution_id": "bad-spec", "operation": "create", "spec": spec})
     assert [p.path for p in refused.value.problems] == ["spec.services.api.replicas"]
+
+
+def test_a_test_request_runs_an_ad_hoc_test_job_in_the_environment(kube_cluster: ClusterInfo) -> None:
+    execution_id = "svt-" + uuid.uuid4().hex[:6]
+    namespace = f"quality-fabric-{execution_id}"
+    config = {"app_image": "myapp:latest", "app_port": 8000, "database": "redis"}
+    created, _ = run(kube_cluster, {"execution_id": execution_id, "operation": "create", "config": config})
+    try:
+        assert created.ok, created.error
+        request = {
+            "job_id": "job-t",
+            "execution_id": execution_id,
+            "operation": "test",
+            "config": config,
+            "test_image": "curlimages/curl:8",
+            "test_command": ["curl", "--fail", "http://app:8000/"],
+        }
+        tested, recorder = run(kube_cluster, request)
+        assert tested.ok, tested.error
+        assert tested.namespace == namespace
+        [case] = tested.extra["tests"]
+        assert (case["name"], case["result"], case["reason"]) == ("adhoc", "passed", None)
+        run_id = tested.extra["run_id"]
+        assert tested.resources_created == (f"job/adhoc-{run_id}",)
+        names = [e.name for e in recorder.envelopes]
+        assert "test_started" in names and names.count("test_finished") == 1 and "test_log" not in names
+        job = json.loads(run_kubectl(kube_cluster, "get", f"job/adhoc-{run_id}", "-n", namespace, "-o", "json").stdout)
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"] == ["curl", "--fail", "http://app:8000/"]
+
+        unknown, _ = run(kube_cluster, {**request, "test_image": None, "test_command": None, "tests": ["nope"]})
+        assert not unknown.ok and unknown.extra["exit_code"] == 1
+        assert "the spec has no tests" in (unknown.error or "")  # the config shorthand has none
+    finally:
+        run(kube_cluster, {"execution_id": execution_id, "operation": "delete"})

@@ -185,7 +185,7 @@ def test_spec_problems_point_into_the_spec() -> None:
     }
     assert problems_of(flat({"execution_id": "test-001", "operation": "create", "spec": spec})) == [
         ("spec.name", "must be left out or equal execution_id ('test-001'), which names it"),
-        ("spec.services.api.replicas", "must be an integer >= 0"),
+        ("spec.services.api.replicas", "must be an integer between 0 and 2147483647"),
         (
             "spec.services.web.env.H",
             "${env.HOME}: environment variable HOME is not set (give a default: ${env.HOME:-value})",

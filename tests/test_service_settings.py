@@ -93,7 +93,7 @@ def test_every_invalid_variable_is_reported_at_once_without_the_password() -> No
         ({"REDIS_HOST": "h", "REDIS_PORT": "0"}, "REDIS_PORT='0': must be a whole number between 1 and 65535"),
         ({"REDIS_HOST": "h", "REDIS_DB": "x"}, "REDIS_DB='x'"),
         ({"REDIS_PORT": "6379"}, "REDIS_PORT is set but REDIS_HOST is not"),
-        ({"K8S_TTL_MINUTES": "1.5"}, "K8S_TTL_MINUTES='1.5': must be a whole number of minutes > 0"),
+        ({"K8S_TTL_MINUTES": "1.5"}, "K8S_TTL_MINUTES='1.5': must be a whole number of minutes, 1 to 52560000"),
         ({"K8S_NAMESPACE_PREFIX": "a" * 41}, "K8S_NAMESPACE_PREFIX"),
     ],
 )
@@ -136,3 +136,13 @@ def test_a_password_never_survives_masking(password: str) -> None:
     assert mask_url(url) == "redis://user:****@host:6379/0"
     assert password in url_secrets(url)
     assert password not in mask_text(f"<{password}>", url)
+
+
+@pytest.mark.parametrize("value", ["²", "1" * 5000, "0", str(36500 * 24 * 60 + 1), "-5"])
+def test_a_ttl_variable_out_of_range_or_not_ascii_digits_is_a_problem_not_a_crash(value: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"K8S_TTL_MINUTES": value})
+    message = str(refused.value)
+    assert "K8S_TTL_MINUTES=" in message
+    assert "1 to 52560000" in message
+    assert len(message) < 300

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from envspec.defaults import ValidSpec
 from envspec.errors import SpecError
 from envspec.loader import load_text
-from envspec.validate import ValidSpec, validate
+from envspec.validation import validate
 
 SOURCE = "maestro-env.yaml"
 HEAD = "apiVersion: envspec/v1\nname: demo\n"
@@ -116,11 +117,11 @@ BROKEN: dict[str, tuple[str, list[str]]] = {
     ),
     "negative replicas": (
         HEAD + "services:\n  api:\n    image: app\n    replicas: -1\n",
-        [at(6, 15, "services.api.replicas: must be an integer >= 0")],
+        [at(6, 15, "services.api.replicas: must be an integer between 0 and 2147483647")],
     ),
     "replicas not a number": (
         HEAD + "services:\n  api:\n    image: app\n    replicas: many\n",
-        [at(6, 15, "services.api.replicas: must be an integer >= 0")],
+        [at(6, 15, "services.api.replicas: must be an integer between 0 and 2147483647")],
     ),
     "ports out of range": (
         HEAD
@@ -165,7 +166,7 @@ BROKEN: dict[str, tuple[str, list[str]]] = {
         HEAD + "resources:\n  quota: {cpu: many, pods: -1}\n",
         [
             at(4, 16, "resources.quota.cpu: invalid quantity 'many': expected e.g. 500m, 2, 256Mi or 1Gi"),
-            at(4, 28, "resources.quota.pods: must be an integer >= 0"),
+            at(4, 28, "resources.quota.pods: must be an integer between 0 and 2147483647"),
         ],
     ),
     "invalid durations": (
@@ -486,7 +487,7 @@ BROKEN: dict[str, tuple[str, list[str]]] = {
             at(
                 2,
                 7,
-                "name: 'demo\n' is not a valid name: use lower-case letters, digits and '-', "
+                "name: 'demo\\n' is not a valid name: use lower-case letters, digits and '-', "
                 "starting and ending with a letter or digit",
             ),
             at(3, 6, "ttl: invalid duration '1h\\n': expected e.g. 30s, 45m, 2h, 1h30m or 7d"),
@@ -550,8 +551,8 @@ def test_every_problem_of_a_multi_error_spec_is_reported_at_once() -> None:
 def test_problems_are_sorted_by_position() -> None:
     text = HEAD + "services:\n  b: {image: x, replicas: -1}\n  a: {image: x, replicas: -1}\n"
     assert errors(text) == [
-        at(4, 27, "services.b.replicas: must be an integer >= 0"),
-        at(5, 27, "services.a.replicas: must be an integer >= 0"),
+        at(4, 27, "services.b.replicas: must be an integer between 0 and 2147483647"),
+        at(5, 27, "services.a.replicas: must be an integer between 0 and 2147483647"),
     ]
 
 
@@ -570,7 +571,7 @@ def test_env_reference_with_default_is_valid_and_set_variables_are_recorded() ->
 
 
 def test_an_empty_environment_variable_counts_as_set() -> None:
-    check(HEAD + "services:\n  api:\n    image: '${env.TAG}'\n", {"TAG": ""})
+    check(HEAD + "services:\n  api:\n    image: 'app:1${env.TAG}'\n", {"TAG": ""})
 
 
 def test_ttl_defaults() -> None:
@@ -687,7 +688,8 @@ def test_component_resources_and_auto_quota() -> None:
 
 def test_auto_quota_of_an_empty_environment() -> None:
     valid = check(HEAD)
-    assert (valid.quota_cpu, valid.quota_memory, valid.quota_pods) == ("0", "0", 10)
+    # No workloads, no tests: room for one default-sized (ad-hoc) test only.
+    assert (valid.quota_cpu, valid.quota_memory, valid.quota_pods) == ("1", "1Gi", 10)
 
 
 def test_explicit_quota_that_fits_is_kept() -> None:

@@ -60,21 +60,10 @@ def down(name: str) -> None:
 @name_option
 def status(name: str) -> None:
     """Show the cluster's state; exit 3 when it is not running."""
+    from envspec.present import cluster_status_text
+
     state = cluster_status(name)
-    click.echo(f"cluster:    {state.name} ({state.provider})")
-    click.echo(f"state:      {state.detail}")
-    if state.server:
-        click.echo(f"server:     {state.server}")
-    if state.kubeconfig:
-        click.echo(f"kubeconfig: {state.kubeconfig}")
-    if state.nodes_total is not None:
-        click.echo(f"nodes:      {state.nodes_ready}/{state.nodes_total} Ready")
-    for component in state.components:
-        memory = f"{component.rss / 2**20:.0f} MiB" if component.rss is not None else "-"
-        pid = str(component.pid) if component.pid is not None else "not running"
-        click.echo(f"  {component.name:<24} pid {pid:<12} rss {memory}")
-    if state.rss_total is not None:
-        click.echo(f"memory:     {state.rss_total / 2**20:.0f} MiB RSS (control plane total)")
+    click.echo(cluster_status_text(state))
     if not state.running:
         raise ClusterError(f"cluster {name} is not running: start it with `envspec cluster up --name {name}`")
 

@@ -12,6 +12,7 @@ from envspec.cli.options import (
     env_id,
     name_option,
     output_format,
+    report_option,
     spec_file,
     target,
     timeout_option,
@@ -27,6 +28,7 @@ from envspec.cli.run import run
 @click.option("--no-wait", is_flag=True, help="Return once the deletion is accepted.")
 @output_format("table", "json", default="table")
 @cluster_options
+@report_option
 def command(
     file: str,
     name: str | None,
@@ -49,10 +51,10 @@ def command(
     """
     from envspec.kube.deadline import Deadline
     from envspec.operations.down import down
-    from envspec.operations.spec import environment_ref
+    from envspec.operations.spec import environment_ref_and_spec
 
     check_file_or_name(file, name)
-    ref = environment_ref(file, name, env_id, os.environ)
+    ref, spec = environment_ref_and_spec(file, name, env_id, os.environ)
     cluster = target(kubeconfig, context)
     result = run(
         "down",
@@ -60,6 +62,8 @@ def command(
         output=output,
         environment=ref.environment,
         namespace=ref.namespace,
+        spec=spec,
+        env_id=env_id,
     )
     if result.namespace is None:
         click.echo(f"{ref.describe()} is not on the cluster: nothing to delete", err=True)

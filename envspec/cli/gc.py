@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from envspec.cli.options import Duration, cluster_options, output_format, target
-from envspec.cli.run import output_sink, run
+from envspec.cli.options import Duration, cluster_options, output_format, report_option, target
+from envspec.cli.run import output_sink, run, run_until_stopped
 
 
 @click.command("gc")
@@ -21,6 +21,7 @@ from envspec.cli.run import output_sink, run
 )
 @output_format("table", "json", default="table")
 @cluster_options
+@report_option
 @click.option(
     "--print-manifests",
     is_flag=True,
@@ -78,30 +79,20 @@ def command(
     if print_manifests:
         _print_manifests(janitor_namespace, image, interval, stuck_after, output)
         return
-    from envspec.events import Emitter
     from envspec.lifecycle.expiry import system_clock
-    from envspec.lifecycle.signals import graceful_stop
     from envspec.operations.gc import GcOptions, gc, gc_loop
 
     options = GcOptions(dry_run=dry_run, stuck_after_seconds=float(stuck_after))
     cluster = target(kubeconfig, context)
-
-    async def sweep_until_stopped(events: Emitter) -> None:
-        # A signal ends the loop after the sweep under way (exit 0); a second one at once (130).
-        async with graceful_stop() as stop:
-            await gc_loop(
-                cluster,
-                interval_seconds=float(interval),
-                stop=stop.requested,
-                clock=system_clock,
-                events=events,
-                options=options,
-            )
-        if stop.forced:
-            raise KeyboardInterrupt
-
     if loop:
-        run("gc", sweep_until_stopped, sink=output_sink(output, timestamps=True))
+        # A signal ends the loop after the sweep under way (exit 0); a second one at once (130).
+        run_until_stopped(
+            "gc",
+            lambda events, stop: gc_loop(
+                cluster, interval_seconds=float(interval), stop=stop, clock=system_clock, events=events, options=options
+            ),
+            sink=output_sink(output, timestamps=True),
+        )
     else:
         run("gc", lambda events: gc(cluster, clock=system_clock, events=events, options=options), output=output)
 

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import unicodedata
 
 import click
 
-from envspec.cli.options import DEFAULT_SPEC_FILE
-from envspec.errors import EnvspecError
-from envspec.resources import data_dir, schema_path
-
-SCHEMA_COMMENT = "# yaml-language-server: $schema="
-
-
-def example_names() -> list[str]:
-    return sorted(p.parent.name for p in data_dir("examples").glob("*/maestro-env.yaml"))
+from envspec.cli.options import DEFAULT_SPEC_FILE, given_once
+from envspec.errors import display_path
+from envspec.starter import example_names, write_starter
 
 
 @click.command("init")
@@ -26,13 +20,22 @@ def example_names() -> list[str]:
     help="The example to start from: " + ", ".join(example_names()) + ".",
 )
 @click.option(
-    "-f", "--file", "file", default=DEFAULT_SPEC_FILE, show_default=True, metavar="FILE", help="Where to write."
+    "-f",
+    "--file",
+    "file",
+    multiple=True,
+    callback=given_once,
+    default=[DEFAULT_SPEC_FILE],
+    show_default=True,
+    metavar="FILE",
+    help="Where to write (a symbolic link there is replaced, never written through).",
 )
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @click.option(
     "--schema-url",
     default=None,
     metavar="URL",
+    callback=lambda ctx, param, value: _check_schema_url(value),
     help="Schema reference for editors (default: the schema installed with envspec).",
 )
 def command(example: str, file: str, force: bool, schema_url: str | None) -> None:
@@ -46,14 +49,16 @@ def command(example: str, file: str, force: bool, schema_url: str | None) -> Non
       envspec init
       envspec init --example fullstack -f envs/checkout.yaml
     """
-    source = data_dir("examples") / example / "maestro-env.yaml"
-    if not source.is_file():
-        raise EnvspecError(f"--example {example!r}: no such example (choose from {', '.join(example_names())})")
-    target = Path(file)
-    if target.exists() and not force:
-        raise EnvspecError(f"{target} already exists; pass --force to overwrite it")
-    reference = schema_url or str(schema_path())
-    body = [line for line in source.read_text(encoding="utf-8").splitlines() if not line.startswith(SCHEMA_COMMENT)]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n".join([SCHEMA_COMMENT + reference, *body]) + "\n", encoding="utf-8")
-    click.echo(f"wrote {target} (from example '{example}'); next: envspec validate -f {target}")
+    if not file.strip():
+        raise click.BadParameter("must name a file", param_hint="-f")
+    target = write_starter(example, file, force=force, schema_url=schema_url)
+    click.echo(
+        f"wrote {display_path(target)} (from example '{example}'); next: envspec validate -f {display_path(target)}"
+    )
+
+
+def _check_schema_url(value: str | None) -> str | None:
+    """The URL goes into a YAML comment: a line break or control character would end it."""
+    if value is not None and any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise click.BadParameter("must not contain control characters or line breaks", param_hint="--schema-url")
+    return value

@@ -20,6 +20,7 @@ from typing import NoReturn
 import click
 
 from envspec import __version__
+from envspec.cli.options import discard_stdout
 from envspec.errors import EnvspecError, ExitCode, SpecError
 
 # command name -> (module under envspec.cli, one-line help shown in `envspec --help`)
@@ -36,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extend": ("extend", "Push an environment's expiry to now + TTL."),
     "gc": ("gc", "Delete expired environments."),
     "watch": ("watch", "Bring an environment up and reapply on every spec change."),
+    "worker": ("worker", "Serve environment requests from a Redis stream."),
+    "test": ("test", "Run the spec's tests as Jobs in the environment; summary, JUnit, exit code."),
+    "serve": ("serve", "Serve the REST API of the k8s-execution service (port 8004)."),
+    "logs": ("logs", "Print the logs of a service, a database or a test's last run."),
     "cluster": ("cluster", "Manage the local Kubernetes cluster for development and CI."),
 }
 
@@ -87,6 +92,9 @@ Exit codes:
   2   bad command line
   3   the Kubernetes API refused a request or could not be reached
   4   an object did not become ready before the deadline, or failed
+      (`test`: the environment is not on the cluster or not ready)
+  5   `test`: at least one test failed or could not run
+  6   `test`: a test timed out, and none failed otherwise
   70  internal error (a bug; the message names a log file)
   130 interrupted
 """
@@ -110,31 +118,75 @@ def cli() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI; user errors exit with their code, bugs with a log."""
+    sys.exit(_flush_output(_run(argv)))
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         # Without standalone mode click returns the code of a `ctx.exit(code)` instead of exiting.
         code = cli.main(args=list(argv) if argv is not None else None, prog_name="envspec", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.Abort:
         click.echo("interrupted", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+        return ExitCode.INTERRUPTED
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+        return ExitCode.INTERRUPTED
     except EnvspecError as exc:  # raised outside a command (while resolving one, say)
-        sys.exit(report_user_error(exc))
+        return report_user_error(exc)
     except BrokenPipeError:
         # `envspec render | head`: the reader left; not an error of ours.
-        sys.stderr.close()
-        sys.exit(ExitCode.OK)
+        discard_stdout()
+        return ExitCode.OK
+    except OSError as exc:
+        if not _failed_writing_stdout(exc):
+            return _crash(exc)
+        discard_stdout()
+        click.echo(f"error: cannot write to standard output: {exc.strerror or exc}", err=True)
+        return ExitCode.USER_ERROR
     except Exception as exc:
-        log_path = _write_crash_log()
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log_path})", err=True)
-        sys.exit(ExitCode.INTERNAL)
-    sys.exit(code if isinstance(code, int) else ExitCode.OK)
+        return _crash(exc)
+    return code if isinstance(code, int) else ExitCode.OK
+
+
+def _failed_writing_stdout(exc: OSError) -> bool:
+    """Whether `exc` is standard output refusing a write (`> /dev/full`, a full disk): click
+    flushes every echo, so that shows up in whichever command printed, as an OSError raised
+    in click's `echo` while writing to file descriptor 1."""
+    innermost = exc.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    if innermost is None or innermost.tb_frame.f_code.co_name != "echo":
+        return False
+    stream = innermost.tb_frame.f_locals.get("file")
+    try:
+        return stream is not None and stream.fileno() == sys.__stdout__.fileno()  # type: ignore[union-attr]
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _crash(exc: BaseException) -> int:
+    log_path = _write_crash_log()
+    click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log_path})", err=True)
+    return ExitCode.INTERNAL
+
+
+def _flush_output(code: int) -> int:
+    """Flush standard output while a failure can still be reported: Python's own flush at
+    exit would print an "Exception ignored" warning and exit 120."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        discard_stdout()
+    except OSError as exc:
+        discard_stdout()
+        click.echo(f"error: cannot write to standard output: {exc.strerror or exc}", err=True)
+        return code or ExitCode.USER_ERROR
+    return code
 
 
 def entry_point() -> NoReturn:

@@ -6,7 +6,9 @@ functions that use it.
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,12 +24,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SPEC_FILE = "maestro-env.yaml"
 
 
+def given_once(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> str:
+    """A `multiple` option given at most once: repeating `-f` is refused instead of the last
+    one silently winning."""
+    if len(values) > 1:
+        shown = ", ".join(repr(value) for value in values)
+        raise click.BadParameter(f"given {len(values)} times ({shown}); give it once", ctx=ctx, param=param)
+    return values[0] if values else DEFAULT_SPEC_FILE
+
+
 def spec_file(func: F) -> F:
     decorated: F = click.option(
         "-f",
         "--file",
         "file",
-        default=DEFAULT_SPEC_FILE,
+        multiple=True,
+        callback=given_once,
+        default=[DEFAULT_SPEC_FILE],
         show_default=True,
         metavar="FILE",
         help="The spec to read; '-' reads standard input.",
@@ -124,3 +137,55 @@ def check_file_or_name(file: str, name: str | None) -> None:
     context = click.get_current_context()
     if name is not None and context.get_parameter_source("file") is not click.core.ParameterSource.DEFAULT:
         raise click.UsageError("give either -f FILE or --name ENV, not both")
+
+
+def discard_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so that the output still buffered is dropped
+    quietly instead of failing again when Python flushes it at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return  # not a real file (a test runner's capture): nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+REPORT_REDIS_META = "envspec.report_redis"  # where `--report-redis` leaves its URL for `cli.run`
+
+
+def _remember_report_url(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None or not value.strip():
+        return
+    from urllib.parse import urlsplit
+
+    from envspec.report.redis_url import mask_url
+
+    url = value.strip()
+    try:
+        scheme = urlsplit(url).scheme
+        urlsplit(url).port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as exc:
+        raise click.BadParameter(f"{mask_url(url)}: {exc}", ctx, param) from None
+    if scheme not in ("redis", "rediss", "unix"):
+        raise click.BadParameter(f"{mask_url(url)}: must start with redis://, rediss:// or unix://", ctx, param)
+    ctx.meta[REPORT_REDIS_META] = url
+
+
+def report_option(func: F) -> F:
+    """`--report-redis URL` (or $ENVSPEC_REPORT_REDIS): also report to Redis Streams.
+
+    Not a parameter of the command: the URL is left in the click context, where
+    `cli.run` composes the Redis sink into the sinks. No command knows that sink.
+    """
+    decorated: F = click.option(
+        "--report-redis",
+        metavar="URL",
+        envvar="ENVSPEC_REPORT_REDIS",
+        default=None,
+        expose_value=False,
+        callback=_remember_report_url,
+        help="Also publish status entries and a results record to Redis Streams at this URL "
+        "(wins over the spec's reporting.redis.url) [env: ENVSPEC_REPORT_REDIS].",
+    )(func)
+    return decorated

@@ -6,7 +6,15 @@ import os
 
 import click
 
-from envspec.cli.options import cluster_options, env_id, output_format, spec_file, target, timeout_option
+from envspec.cli.options import (
+    cluster_options,
+    env_id,
+    output_format,
+    report_option,
+    spec_file,
+    target,
+    timeout_option,
+)
 from envspec.cli.run import run
 
 
@@ -17,6 +25,7 @@ from envspec.cli.run import run
 @click.option("--no-wait", is_flag=True, help="Apply every wave without waiting for readiness.")
 @output_format("table", "json", default="table")
 @cluster_options
+@report_option
 def command(
     file: str, env_id: str | None, timeout: int, no_wait: bool, output: str, kubeconfig: str | None, context: str | None
 ) -> None:
@@ -34,11 +43,13 @@ def command(
       envspec up -f maestro-env.yaml --id pr-42 --timeout 5m
       envspec up -o json | jq -c 'select(.event == "summary")'
     """
-    from envspec.operations.spec import plan_builder
+    from envspec.operations.spec import builder_of
     from envspec.operations.up import up
+    from envspec.pipeline import load_spec
     from envspec.runner import ApplyOptions
 
-    build = plan_builder(file, env_id, os.environ)  # a bad spec fails here, before any request
+    spec = load_spec(file, os.environ)  # a bad spec fails here, before any request
+    build = builder_of(spec, env_id)
     draft = build(None)
     cluster = target(kubeconfig, context)
     options = ApplyOptions(timeout_seconds=float(timeout), wait=not no_wait)
@@ -49,4 +60,6 @@ def command(
         environment=draft.environment,
         namespace=draft.namespace,
         detail=file,
+        spec=spec,
+        env_id=env_id,
     )

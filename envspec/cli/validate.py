@@ -16,7 +16,14 @@ def command(file: str) -> None:
     """Check a spec and report every problem at once, each as FILE:LINE:COL: path: message.
 
     \b
-    Exit codes: 0 the spec is valid, 1 it has problems (all of them are listed).
+    Exit codes:
+      0   the spec is valid
+      1   it has problems (all of them are listed), or it cannot be read, or
+          standard output cannot be written
+      2   bad command line (an unknown option, -f given twice)
+      70  internal error (a bug; the message names a log file)
+      130 interrupted
+    validate needs no cluster, so never exits 3 or 4.
 
     \b
     Examples:
@@ -24,10 +31,6 @@ def command(file: str) -> None:
       envspec validate -f examples/fullstack/maestro-env.yaml
       cat maestro-env.yaml | envspec validate -f -
     """
-    valid = load_spec(file, os.environ)
-    spec = valid.spec
-    counts = ", ".join(
-        f"{len(items)} {label}{'' if len(items) == 1 else 's'}"
-        for label, items in (("database", spec.databases), ("service", spec.services), ("test", spec.tests))
-    )
-    click.echo(f"{valid.source}: OK: environment '{spec.name}' ({counts}; ttl {valid.ttl})")
+    from envspec.present import validation_text
+
+    click.echo(validation_text(load_spec(file, os.environ)))

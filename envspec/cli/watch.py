@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
 
-from envspec.cli.options import Duration, cluster_options, env_id, output_format, spec_file, target
-from envspec.cli.run import run
+from envspec.cli.options import Duration, cluster_options, env_id, output_format, report_option, spec_file, target
+from envspec.cli.run import run_until_stopped
+
+if TYPE_CHECKING:
+    from envspec.pipeline import ValidSpec
 
 
 @click.command("watch")
@@ -23,6 +27,7 @@ from envspec.cli.run import run
 )
 @output_format("table", "json", default="table")
 @cluster_options
+@report_option
 def command(
     file: str,
     env_id: str | None,
@@ -55,22 +60,36 @@ def command(
       envspec watch
       envspec watch -f examples/quickstart/maestro-env.yaml --id dev --down-on-exit
     """
-    from envspec.events import Emitter
     from envspec.lifecycle.expiry import system_clock
-    from envspec.lifecycle.signals import graceful_stop
-    from envspec.operations.watch import WatchOptions, WatchRequest, WatchResult, watch
+    from envspec.operations.watch import WatchOptions, WatchRequest, watch
+    from envspec.pipeline import check_id, identity
 
     options = WatchOptions(
         down_on_exit=down_on_exit, cycle_timeout_seconds=float(timeout), cycle_details=output == "json"
     )
     request = WatchRequest(file, env_id, target(kubeconfig, context), os.environ, options)
+    spec = _spec_at_start(file)
+    names = identity(spec, check_id(env_id)) if spec is not None else None
+    # Until SIGINT/SIGTERM; a second signal stops at once (130).
+    run_until_stopped(
+        "watch",
+        lambda events, stop: watch(request, events=events, clock=system_clock, stop=stop),
+        output=output,
+        detail=file,
+        environment=names.environment if names else None,
+        namespace=names.namespace if names else None,
+        spec=spec,
+        env_id=env_id,
+    )
 
-    async def watch_until_stopped(events: Emitter) -> WatchResult:
-        # Until SIGINT/SIGTERM; a second signal stops at once (130).
-        async with graceful_stop() as stop:
-            result = await watch(request, events=events, clock=system_clock, stop=stop.requested)
-        if stop.forced:
-            raise KeyboardInterrupt
-        return result
 
-    run("watch", watch_until_stopped, output=output, detail=file)
+def _spec_at_start(file: str) -> ValidSpec | None:
+    """The spec as it is when watch starts (its reporting holds for the whole watch); None if invalid:
+    watch itself reports an invalid spec, in its own way."""
+    from envspec.errors import EnvspecError
+    from envspec.pipeline import load_spec
+
+    try:
+        return load_spec(file, os.environ)
+    except EnvspecError:
+        return None

@@ -6,12 +6,13 @@ modules, with simulated nodes; kind runs real nodes in Docker containers. The mo
     paths     the cache directory layout
     gomod     pure go.mod parsing and wrapper-module generation
     build     building and caching the kwok provider's binaries
-    kwok      the kwok provider (kwokctl, binary runtime)
+    info      what a provider reports (ClusterInfo, ClusterStatus)
+    kwok/     the kwok provider (kwokctl, binary runtime): commands, processes, provider
     kind      the kind provider
     provider  provider choice and the up/down/status entry points
 """
 
-from envspec.cluster.kwok import ClusterInfo, ClusterStatus
+from envspec.cluster.info import ClusterInfo, ClusterStatus
 from envspec.cluster.paths import DEFAULT_NAME
 from envspec.cluster.provider import PROVIDERS, cluster_down, cluster_status, cluster_up, kubeconfig_path
 

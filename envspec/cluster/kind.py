@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from envspec.cluster.kwok import ClusterInfo, ClusterStatus
+from envspec.cluster.info import ClusterInfo, ClusterStatus
 from envspec.cluster.paths import Layout
 from envspec.cluster.proc import describe_failure, run
 from envspec.cluster.progress import Progress

@@ -1,4 +1,13 @@
-"""Progress lines with elapsed time, for steps that may take seconds or many minutes."""
+"""Progress lines with elapsed time, for steps that may take seconds or many minutes.
+
+Why this is not an event sink: `envspec cluster` manages the developer's local control
+plane (Go builds, processes, kubeconfig files), not an environment. Its steps have no
+environment, namespace or operation id to put in an envelope, nobody consumes them but the
+person at the terminal, and they run before any Kubernetes client exists. Routing them
+through `envspec.events` would give every consumer of that stream (JSON lines, Redis) a
+second vocabulary that describes the tool rather than environments. So they stay plain
+stderr lines, and the environment operations never write here.
+"""
 
 from __future__ import annotations
 

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from envspec.cluster.build import Binaries, ensure_binaries
+from envspec.cluster.info import ClusterInfo, ClusterStatus
 from envspec.cluster.kind import KindCluster
-from envspec.cluster.kwok import ClusterInfo, ClusterStatus, KwokCluster
+from envspec.cluster.kwok import KwokCluster
 from envspec.cluster.paths import Layout, validate_name
 from envspec.cluster.proc import file_lock, run
 from envspec.cluster.progress import Progress, Quiet

@@ -91,7 +91,10 @@ async def _open(target: ClusterTarget) -> Any:
         # kr8s's first request (/version) has no timeout yet: bound the whole handshake.
         with anyio.fail_after(CONNECT_SECONDS), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # kr8s's version-support warning is not the user's business
-            api = await kr8s.asyncio.api(kubeconfig=source, context=target.context)
+            # Not `kr8s.asyncio.api()`: it hands one cached Api per (thread, loop, arguments) to every
+            # caller, so concurrent operations in one process (the REST API runs several) would share
+            # a session that the first to finish closes, and re-authenticate it under each other.
+            api = await kr8s.asyncio.Api(bypass_factory=True, kubeconfig=source, context=target.context)
     except TimeoutError as exc:
         raise ClusterError(
             f"the Kubernetes API did not answer within {CONNECT_SECONDS:g}s ({target.describe()})"

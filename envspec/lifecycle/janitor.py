@@ -20,7 +20,7 @@ JANITOR_NAME = "envspec-janitor"
 DEFAULT_NAMESPACE = "envspec-system"
 DEFAULT_IMAGE = f"envspec:{__version__}"
 NAME_LABEL = "app.kubernetes.io/name"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 
 
@@ -32,7 +32,7 @@ def janitor_manifests(
     stuck_after_seconds: int = 300,
 ) -> list[Manifest]:
     """The manifests in apply order (the namespace first, the Deployment last)."""
-    if not _DNS_LABEL.match(namespace):
+    if not DNS_LABEL.match(namespace):
         raise EnvspecError(
             f"--janitor-namespace {namespace!r}: use at most 63 lower-case letters, digits and '-', "
             "starting and ending with a letter or digit"

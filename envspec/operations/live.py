@@ -10,7 +10,7 @@ from envspec.kube import kinds
 from envspec.kube.deadline import Deadline
 from envspec.kube.ssa import get_object, list_objects
 from envspec.kube.wait import task_group
-from envspec.meta import belongs_to, environment_selector, key_of
+from envspec.meta import belongs_to, environment_selector, is_test_run_object, key_of
 
 
 async def read_inventory(
@@ -31,7 +31,8 @@ async def read_inventory(
     async def collect(rtype: kinds.ResourceType) -> None:
         listing = await list_objects(api, rtype, namespace, deadline=deadline, label_selector=selector)
         for item in listing.items:
-            if belongs_to(item, environment):
+            # Test run Jobs are not the environment's objects: nothing compares them with a plan.
+            if belongs_to(item, environment) and not is_test_run_object(item):
                 inventory.objects[key_of(item)] = item
 
     async with task_group() as group:

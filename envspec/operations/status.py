@@ -22,6 +22,7 @@ from envspec.meta import (
     environment_of,
     environment_selector,
     is_managed,
+    is_test_run_object,
     metadata_of,
     name_of,
     timestamp_of,
@@ -129,7 +130,10 @@ async def status(target: ClusterTarget, ref: EnvironmentRef, *, deadline: Deadli
         item
         for rtype in MANAGED_TYPES
         for item in objects[rtype]
-        if (not rtype.namespaced and environment_of(item) == environment) or metadata_of(item).get("namespace") == name
+        if not is_test_run_object(item)  # a test run's Job is not one of the environment's objects
+        and (
+            (not rtype.namespaced and environment_of(item) == environment) or metadata_of(item).get("namespace") == name
+        )
     ]
     related = related_objects(helpers[kinds.POD], helpers[kinds.REPLICA_SET], helpers[kinds.STORAGE_CLASS])
     return EnvironmentStatus(
@@ -170,7 +174,7 @@ async def ls(
     counts: dict[str, list[int]] = {}  # environment -> [ready, total]
     for item in (item for items in objects.values() for item in items):
         environment = environment_of(item)
-        if environment is None or not is_managed(item):
+        if environment is None or not is_managed(item) or is_test_run_object(item):
             continue
         tally = counts.setdefault(environment, [0, 0])
         tally[1] += 1

@@ -75,6 +75,48 @@ class OperationResult:
         return record
 
 
+# CDEvents' `outcome` of a testCaseRun / testSuiteRun (`success`, `failure`, `cancel`, `error`) for
+# envspec's test results: a test that passed its deadline failed (CDEvents has no timeout outcome; its
+# `reason` says so, and envspec's own `result` keeps `timed_out`); one the run never got to was cancelled.
+CDEVENTS_OUTCOMES: dict[str, str] = {
+    "passed": "success",
+    "failed": "failure",
+    "timed_out": "failure",
+    "error": "error",
+    "skipped": "cancel",
+    "running": "cancel",  # still running when the run stopped
+}
+
+
+def cdevents_outcome(result: str) -> str:
+    """The CDEvents outcome of a test result (`passed` -> `success`, ...)."""
+    return CDEVENTS_OUTCOMES.get(result, "error")
+
+
+def run_outcome(*, failed: int, timed_out: int, errors: int, interrupted: bool) -> str:
+    """The CDEvents outcome of a whole test run."""
+    if interrupted:
+        return "cancel"
+    if failed or timed_out:
+        return "failure"
+    return "error" if errors else "success"
+
+
+def case_record(
+    name: str, result: str, *, duration_seconds: float, attempts: int, reason: str | None, cause: str | None
+) -> dict[str, Any]:
+    """One test in a test operation's result (`tests: [...]`), the same for the CLI and the worker."""
+    return {
+        "name": name,
+        "result": result,
+        "outcome": cdevents_outcome(result),
+        "duration_seconds": round(duration_seconds, 3),
+        "attempts": attempts,
+        "reason": reason,
+        "cause": cause,
+    }
+
+
 def flat_fields(data: Mapping[str, Any]) -> dict[str, str]:
     """Stream entry fields: strings as they are, any other value JSON-encoded, nulls left out."""
     fields: dict[str, str] = {}

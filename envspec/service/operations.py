@@ -16,31 +16,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from envspec.errors import EnvspecError
 from envspec.events import Emitter
-from envspec.kube.client import ClusterTarget
+from envspec.kube import kinds
+from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
+from envspec.kube.ssa import api_request, get_object, list_objects
 from envspec.lifecycle.expiry import Clock, system_clock
-from envspec.meta import format_instant
+from envspec.meta import MANAGED_SELECTOR, annotations_of, environment_of, format_instant, is_managed, name_of
 from envspec.operations.down import down
-from envspec.operations.environments import EnvironmentRef
+from envspec.operations.environments import EnvironmentRef, find_namespace
 from envspec.operations.extend import extend
 from envspec.operations.gc import GcOptions, gc
+from envspec.operations.spec import test_plans_of
 from envspec.operations.status import ls, status
+from envspec.operations.test import TestOptions, TestRunResult, TestsFailed, run_tests
 from envspec.operations.up import up
 from envspec.pipeline import build_plan
 from envspec.plan import Plan, SecretSlot
 from envspec.present import ls_json, status_json
-from envspec.report.results import OperationResult
+from envspec.report.results import OperationResult, case_record
 from envspec.runner import ApplyOptions
-from envspec.service.requests import Request, RequestError, RequestProblem, resources_created, validate_request_spec
+from envspec.service.requests import (
+    Request,
+    RequestError,
+    RequestProblem,
+    ad_hoc_test,
+    namespace_for,
+    resources_created,
+    validate_request_spec,
+)
 from envspec.service.settings import Settings
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
 STATUS_TIMEOUT_SECONDS = 30.0
+HEALTH_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -158,7 +171,48 @@ async def _cleanup(request: Request, service: Service, events: Emitter) -> tuple
     }
 
 
+AD_HOC_TEST = "adhoc"
+
+
+def _test_details(result: TestRunResult) -> dict[str, Any]:
+    return {
+        "resources_created": list(result.resources()),
+        "run_id": result.run_id,
+        "exit_code": result.exit_code,
+        "tests": [
+            case_record(
+                case.name,
+                case.result.value,
+                duration_seconds=case.seconds,
+                attempts=case.attempts,
+                reason=case.reason,
+                cause=case.cause,
+            )
+            for case in result.cases
+        ],
+    }
+
+
+async def _test(request: Request, service: Service, events: Emitter) -> tuple[EnvironmentRef, dict[str, Any]]:
+    """The spec's tests (or `tests`), or one ad-hoc `test_image` test, in the ready environment."""
+    ad_hoc = ad_hoc_test(request)
+    valid = validate_request_spec(request, service.settings, extra_tests={AD_HOC_TEST: ad_hoc} if ad_hoc else None)
+    plans = test_plans_of(valid)
+    names = (AD_HOC_TEST,) if ad_hoc else tuple(request.tests or ())
+    draft = plans.environment(None)
+    ref = EnvironmentRef(draft.environment, draft.namespace)
+    options = TestOptions(names=names, log_events=False, apply=ApplyOptions(timeout_seconds=service.timeout_seconds))
+    try:
+        result = await run_tests(
+            service.target, plans, events=events.about(draft.environment, draft.namespace), options=options
+        )
+    except TestsFailed as failed:
+        return ref, {**_test_details(failed.result), "ok": False, "error": events.redact(failed.message)}
+    return ref, _test_details(result)
+
+
 HANDLERS: dict[str, Handler] = {
+    "test": _test,
     "create": _create,
     "delete": _delete,
     "status": _status,
@@ -171,3 +225,75 @@ async def list_environments(service: Service, *, label_selector: str | None = No
     """Every environment, as `envspec ls -o json` shows them."""
     listings = await ls(service.target, deadline=Deadline(STATUS_TIMEOUT_SECONDS), label_selector=label_selector)
     return ls_json(listings, now=service.clock())
+
+
+# --- what the REST API asks besides requests --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvironmentLookup:
+    """Whether an environment id names something on the cluster, and whether envspec manages it."""
+
+    environment: str
+    namespace: str | None  # None: nothing on the cluster
+    managed: bool
+    annotations: Mapping[str, str] = field(default_factory=dict)  # the namespace's (the API keeps records there)
+
+    @property
+    def found(self) -> bool:
+        return self.namespace is not None and self.managed
+
+
+async def find_environment(service: Service, environment: str) -> EnvironmentLookup:
+    """The namespace an environment id means, as `envspec down --name` finds it.
+
+    Besides the labelled namespace (or one named `environment`), the namespace the
+    original would have used (`<K8S_NAMESPACE_PREFIX>-<id>`) is looked at, so that a
+    delete of an id whose namespace envspec does not manage is refused, not "not found".
+    `environment` must be a DNS label (the caller checks): it goes into a selector and a URL.
+    """
+    deadline = Deadline(STATUS_TIMEOUT_SECONDS)
+    async with connect(service.target) as api:
+        namespace = await find_namespace(api, EnvironmentRef(environment), deadline=deadline)
+        if namespace is None:
+            namespace = await get_object(
+                api, kinds.NAMESPACE, namespace_for(environment, service.settings), None, deadline=deadline
+            )
+    if namespace is None:
+        return EnvironmentLookup(environment, None, managed=False)
+    return EnvironmentLookup(
+        environment_of(namespace) or environment, name_of(namespace), is_managed(namespace), annotations_of(namespace)
+    )
+
+
+async def cluster_version(service: Service) -> str:
+    """The API server's version (`v1.34.4`); ClusterError when it cannot be reached."""
+    async with connect(service.target) as api:
+        # `/version`, with the client layer's retries and error messages (kr8s's own call has neither).
+        body = await api_request(
+            api,
+            "GET",
+            {"base": "/version", "version": "", "url": ""},
+            doing="reading the API server's version",
+            deadline=Deadline(HEALTH_TIMEOUT_SECONDS),
+        )
+    return str((body or {}).get("gitVersion", ""))
+
+
+async def lookup_namespace(service: Service, namespace: str) -> EnvironmentLookup | None:
+    """The namespace named so, managed or not; None when there is none (a create checks where it would go)."""
+    async with connect(service.target) as api:
+        found = await get_object(api, kinds.NAMESPACE, namespace, None, deadline=Deadline(STATUS_TIMEOUT_SECONDS))
+    if found is None:
+        return None
+    return EnvironmentLookup(environment_of(found) or "", name_of(found), is_managed(found), annotations_of(found))
+
+
+async def namespace_annotations(service: Service, *, label_selector: str | None = None) -> dict[str, Mapping[str, str]]:
+    """The annotations of every namespace envspec manages, by namespace (where the API keeps its records)."""
+    selector = f"{MANAGED_SELECTOR},{label_selector}" if label_selector else MANAGED_SELECTOR
+    async with connect(service.target) as api:
+        listing = await list_objects(
+            api, kinds.NAMESPACE, None, deadline=Deadline(STATUS_TIMEOUT_SECONDS), label_selector=selector
+        )
+    return {name_of(item): annotations_of(item) for item in listing.items}

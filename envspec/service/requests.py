@@ -26,11 +26,13 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from envspec.defaults import ValidSpec
 from envspec.errors import EnvspecError, SpecError
 from envspec.loader import load_text
 from envspec.model import API_VERSION, DNS_LABEL, NAME_MAX_LENGTH, EnvironmentSpec
+from envspec.pipeline import add_tests
 from envspec.service.settings import Settings
-from envspec.validate import ValidSpec, validate
+from envspec.validation import validate
 
 Operation = Literal["create", "delete", "status", "test", "extend", "cleanup"]
 OPERATIONS: tuple[str, ...] = ("create", "delete", "status", "test", "extend", "cleanup")
@@ -40,7 +42,7 @@ APP_SERVICE = "app"  # the one service of the `config` shorthand
 DEFAULT_APP_PORT = 8000
 NAMESPACE_MAX_LENGTH = 63
 MAX_REQUEST_BYTES = 1024 * 1024
-DEFAULT_QUOTA_PODS = 10  # as validate.py's default
+DEFAULT_QUOTA_PODS = 10  # as the model's default (Quota.pods)
 
 # The names the original service used in `resources_created` for a database engine; the
 # `config` shorthand also names its database so (`${postgres.url}`).
@@ -304,8 +306,12 @@ def request_document(request: Request, settings: Settings) -> dict[str, Any] | N
     return None
 
 
-def validate_request_spec(request: Request, settings: Settings) -> ValidSpec:
+def validate_request_spec(
+    request: Request, settings: Settings, *, extra_tests: Mapping[str, Mapping[str, Any]] | None = None
+) -> ValidSpec:
     """Load and validate the request's environment as `envspec up -f` would; RequestError if invalid.
+
+    `extra_tests` (a `test` request's `test_image`) join the document's tests first.
 
     Validation sees only the settings' variables (`Settings.spec_environ`): `${env.X}` in a
     request cannot read the worker's environment.
@@ -321,6 +327,11 @@ def validate_request_spec(request: Request, settings: Settings) -> ValidSpec:
             RequestProblem("spec.name", f"must be left out or equal execution_id ({execution_id!r}), which names it")
         )
     source = "spec" if from_spec else "config"
+    if extra_tests:
+        try:
+            add_tests(document, extra_tests)
+        except EnvspecError as exc:
+            raise RequestError([RequestProblem("test_image", exc.message)]) from None
     try:
         # JSON is YAML: the loader gives the document its positions and its checks.
         valid = validate(load_text(json.dumps(document), source), settings.spec_environ())
@@ -338,7 +349,7 @@ def _spec_problem(path: str, message: str) -> RequestProblem:
     return RequestProblem(f"spec.{path}" if path else "spec", message)
 
 
-# validate.py's paths in a shorthand document -> the config field that produced them.
+# validation's paths in a shorthand document -> the config field that produced them.
 _CONFIG_FIELDS: tuple[tuple[str, str], ...] = (
     (f"services.{APP_SERVICE}.image", "config.app_image"),
     (f"services.{APP_SERVICE}.port", "config.app_port"),

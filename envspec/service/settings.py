@@ -13,14 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+from envspec.defaults import DEFAULT_NAMESPACE_PREFIX
 from envspec.errors import EnvspecError
 from envspec.model import DNS_LABEL
 from envspec.report.redis_url import mask_url
 from envspec.units import parse_quantity
-from envspec.validate import DEFAULT_NAMESPACE_PREFIX
 
 DEFAULT_TTL_MINUTES = 60
-NAMESPACE_PREFIX_MAX_LENGTH = 40  # as validate.py allows for namespacePrefix
+# A spec's ttl may be at most 36500d (envspec.validation): the same bound for the variable.
+MAX_TTL_MINUTES = 36500 * 24 * 60
+MAX_DIGITS = 18  # every setting fits; int() of more is never needed
+NAMESPACE_PREFIX_MAX_LENGTH = 40  # as envspec.validation.meaning allows for namespacePrefix
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -75,10 +78,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     ttl_minutes = DEFAULT_TTL_MINUTES
     ttl_text = _get(environ, "K8S_TTL_MINUTES")
     if ttl_text is not None:
-        if ttl_text.isdigit() and int(ttl_text) > 0:
-            ttl_minutes = int(ttl_text)
+        minutes = _whole_number(ttl_text)
+        if minutes is not None and 0 < minutes <= MAX_TTL_MINUTES:
+            ttl_minutes = minutes
         else:
-            problems.append(f"K8S_TTL_MINUTES={ttl_text!r}: must be a whole number of minutes > 0")
+            problems.append(
+                f"K8S_TTL_MINUTES={shorten(ttl_text)!r}: must be a whole number of minutes, 1 to {MAX_TTL_MINUTES}"
+            )
     limits: dict[str, str | None] = {}
     for variable in ("DEFAULT_CPU_LIMIT", "DEFAULT_MEMORY_LIMIT"):
         value = _get(environ, variable)
@@ -145,8 +151,35 @@ def _number(
     text = _get(environ, name)
     if text is None:
         return default
-    if text.isdigit() and int(text) >= minimum and (maximum is None or int(text) <= maximum):
-        return int(text)
+    number = _whole_number(text)
+    if number is not None and number >= minimum and (maximum is None or number <= maximum):
+        return number
     bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-    problems.append(f"{name}={text!r}: must be a whole number {bound}")
+    problems.append(f"{name}={shorten(text)!r}: must be a whole number {bound}")
     return default
+
+
+def _whole_number(text: str) -> int | None:
+    """Plain ASCII digits only: str.isdigit() also accepts '²', which int() refuses, and a
+    number longer than any setting needs would only reach Python's digit limit."""
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_DIGITS:
+        return None
+    return int(text)
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """A setting's value as shown in a message: at most `limit` characters."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+DEFAULT_SERVICE_PORT = 8004
+
+
+def service_port(environ: Mapping[str, str]) -> int:
+    """`SERVICE_PORT` (the original's), else 8004; SettingsError when it is not a port."""
+    text = _get(environ, "SERVICE_PORT")
+    if text is None:
+        return DEFAULT_SERVICE_PORT
+    if text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text)
+    raise SettingsError([f"SERVICE_PORT={text!r}: must be a whole number between 1 and 65535"])

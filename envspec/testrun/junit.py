@@ -51,6 +51,7 @@ class CaseReport:
     cause: str | None = None  # the failure's `type`: e.g. BackoffLimitExceeded, DeadlineExceeded, ErrImagePull
     log: Sequence[str] = ()  # the log lines kept for the test, oldest first
     log_lines_total: int | None = None  # lines the test wrote, when more than `log` holds
+    attempts: int = 0  # pods the Job ran (retries included); 0 when it never started one
 
 
 @dataclass(frozen=True)

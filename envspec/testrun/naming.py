@@ -20,14 +20,29 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from envspec.meta import TEST_LABEL, TEST_RUN_LABEL, is_test_run_object
 from envspec.plan import ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, WAVE_ANNOTATION
 from envspec.testrun.outcome import parse_time
 
 Json = Mapping[str, Any]
 Manifest = dict[str, Any]
 
-TEST_LABEL = "envspec.dev/test"
-TEST_RUN_LABEL = "envspec.dev/test-run"
+__all__ = [
+    "KEEP_RUNS",
+    "TEST_LABEL",
+    "TEST_RUN_LABEL",
+    "is_run_id",
+    "is_test_run_object",
+    "job_for_run",
+    "job_name",
+    "latest_run_job",
+    "new_run_id",
+    "run_labels",
+    "run_selector",
+    "runs_to_prune",
+    "selector_for_test",
+    "test_jobs_selector",
+]
 
 RUN_ID_LENGTH = 6  # 30 bits: a clash among the few runs one environment keeps is not a concern
 JOB_NAME_MAX_LENGTH = 63  # the Job controller copies the name into a label value of its pods
@@ -104,6 +119,11 @@ def run_selector(environment: str, run_id: str) -> str:
     return _selector({MANAGED_BY_LABEL: MANAGED_BY_VALUE, ENVIRONMENT_LABEL: environment, TEST_RUN_LABEL: run_id})
 
 
+def test_jobs_selector(environment: str) -> str:
+    """The label selector of every test run's Jobs (and pods) of one environment."""
+    return f"{_selector({MANAGED_BY_LABEL: MANAGED_BY_VALUE, ENVIRONMENT_LABEL: environment})},{TEST_RUN_LABEL}"
+
+
 def selector_for_test(environment: str, test: str) -> str:
     """The label selector of the Jobs (and pods) of every run of one test."""
     return _selector({MANAGED_BY_LABEL: MANAGED_BY_VALUE, ENVIRONMENT_LABEL: environment, TEST_LABEL: test})
@@ -112,16 +132,6 @@ def selector_for_test(environment: str, test: str) -> str:
 def _labels(obj: Json) -> Mapping[str, str]:
     labels: Mapping[str, str] = (obj.get("metadata") or {}).get("labels") or {}
     return labels
-
-
-def is_test_run_object(obj: Json) -> bool:
-    """An object a test run created (a Job or its pods): not part of the environment's plan.
-
-    The environment's prune must leave these alone: they stay for inspection until
-    pruned by a later run or deleted with the environment.
-    """
-    labels = _labels(obj)
-    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE and bool(labels.get(TEST_RUN_LABEL))
 
 
 def _name(obj: Json) -> str:

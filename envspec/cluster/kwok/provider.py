@@ -4,224 +4,48 @@ kwokctl's binary runtime starts etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and kwok-controller as plain processes from our cached binaries and keeps
 their state under KWOK_WORKDIR (<cache>/kwok/clusters/<name>): config (kwok.yaml), pki,
 etcd data, logs and pid files. kwok-controller plays the kubelet of the simulated nodes.
-
-kwokctl trusts its pid files blindly: after a crash or reboot a recorded pid may be dead,
-a zombie, or reused by an unrelated process, and `kwokctl start` then skips the component
-while `kwokctl delete` would kill a stranger. So before every kwokctl call we remove pid
-files that do not name a live process started from this cluster's own bin/ directory.
+This module decides (reuse, restart, recreate, wait); the command lines come from
+`commands`, the handling of the processes from `processes`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from envspec.cluster.build import ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION, Binaries
-from envspec.cluster.paths import Layout
-from envspec.cluster.proc import (
-    describe_failure,
-    pid_alive,
-    process_argv0,
-    read_pid_file,
-    rss_bytes,
-    run,
-    tail,
-    wait_port_free,
+from envspec.cluster.build import Binaries
+from envspec.cluster.info import ClusterInfo, ClusterStatus, ComponentState
+from envspec.cluster.kwok.commands import (
+    BIND_ADDRESS,
+    NODE_COUNT,
+    KwokConfig,
+    component_binaries,
+    config_fingerprint,
+    create_command,
+    delete_command,
+    find_kubectl,
+    get_kubeconfig_command,
+    kubectl_command,
+    kwok_env,
+    kwokctl_documents,
+    parse_kwok_config,
+    render_documents,
+    scale_nodes_command,
+    start_command,
 )
+from envspec.cluster.kwok.processes import ClusterProcesses, run_logged
+from envspec.cluster.paths import Layout
+from envspec.cluster.proc import describe_failure, run, tail, wait_port_free
 from envspec.cluster.progress import Progress
-from envspec.errors import ClusterError, EnvspecError
+from envspec.errors import ClusterError
 
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller")
-NODE_COUNT = 2
-BIND_ADDRESS = "127.0.0.1"
 READY_TIMEOUT = 120.0
 START_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True)
-class ClusterInfo:
-    """What callers need to talk to a running cluster."""
-
-    name: str
-    provider: str
-    kubeconfig: str
-    server: str
-
-
-@dataclass(frozen=True)
-class ComponentState:
-    name: str
-    pid: int | None  # None when not running
-    rss: int | None = None
-
-
-@dataclass(frozen=True)
-class ClusterStatus:
-    name: str
-    provider: str
-    exists: bool
-    running: bool
-    kubeconfig: str | None = None
-    server: str | None = None
-    detail: str = ""
-    components: tuple[ComponentState, ...] = ()
-    nodes_ready: int | None = None
-    nodes_total: int | None = None
-
-    @property
-    def rss_total(self) -> int | None:
-        values = [c.rss for c in self.components if c.rss is not None]
-        return sum(values) if values else None
-
-
-# --- pure pieces: configuration and command lines ---------------------------------------
-
-
-def kwokctl_config(kubectl: str) -> dict[str, Any]:
-    """Our KwokctlConfiguration, passed with -c so ~/.kwok/kwok.yaml is never read.
-
-    bindAddress is only settable here (kwokctl has no flag for it) and defaults to
-    0.0.0.0, which would expose an admin-only API server and an unauthenticated etcd
-    to the network.
-    """
-    return {
-        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-        "kind": "KwokctlConfiguration",
-        "options": {
-            "runtime": "binary",
-            "bindAddress": BIND_ADDRESS,
-            "kubeVersion": KUBERNETES_VERSION,
-            "etcdVersion": ETCD_VERSION.lstrip("v"),
-            "kwokVersion": KWOK_VERSION,
-            # Left at its default kwokctl would download kubectl; use the one on PATH.
-            "kubectlBinary": kubectl,
-        },
-    }
-
-
-def component_binaries(bins: Binaries) -> dict[str, Path]:
-    """kwokctl component name -> the cached binary it must run."""
-    return {
-        "etcd": bins.etcd,
-        "kube-apiserver": bins.kube_apiserver,
-        "kube-controller-manager": bins.kube_controller_manager,
-        "kube-scheduler": bins.kube_scheduler,
-        "kwok-controller": bins.kwok,
-    }
-
-
-def kwokctl_base(bins: Binaries, config: Path, name: str) -> list[str]:
-    return [str(bins.kwokctl), "-c", str(config), "--name", name]
-
-
-def create_command(bins: Binaries, config: Path, name: str, kubeconfig: Path) -> list[str]:
-    return [
-        *kwokctl_base(bins, config, name),
-        "create",
-        "cluster",
-        "--runtime",
-        "binary",
-        # Our own file: kwokctl merges the new context into it, default ~/.kube/config.
-        "--kubeconfig",
-        str(kubeconfig),
-        "--kube-apiserver-binary",
-        str(bins.kube_apiserver),
-        "--kube-controller-manager-binary",
-        str(bins.kube_controller_manager),
-        "--kube-scheduler-binary",
-        str(bins.kube_scheduler),
-        "--etcd-binary",
-        str(bins.etcd),
-        "--kwok-controller-binary",
-        str(bins.kwok),
-        # Explicit although they are the defaults: the API server then runs its default
-        # admission chain (ResourceQuota, LimitRanger, PodSecurity, ServiceAccount, ...)
-        # and RBAC, like a real cluster.
-        "--kube-admission=true",
-        "--kube-authorization=true",
-        "--wait",
-        "2m",
-        "--timeout",
-        "3m",
-    ]
-
-
-def start_command(bins: Binaries, config: Path, name: str) -> list[str]:
-    return [*kwokctl_base(bins, config, name), "start", "cluster", "--wait", "1m", "--timeout", "90s"]
-
-
-def delete_command(bins: Binaries, config: Path, name: str, kubeconfig: Path) -> list[str]:
-    # --kubeconfig again: without it kwokctl would remove the context from ~/.kube/config.
-    return [*kwokctl_base(bins, config, name), "delete", "cluster", "--kubeconfig", str(kubeconfig)]
-
-
-def scale_nodes_command(bins: Binaries, config: Path, name: str, replicas: int = NODE_COUNT) -> list[str]:
-    return [*kwokctl_base(bins, config, name), "scale", "node", "--replicas", str(replicas)]
-
-
-def kwok_env(layout: Layout, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment of kwokctl and kubectl: our workdir, and none of the user's KWOK_* settings."""
-    source = os.environ if base is None else base
-    env = {k: v for k, v in source.items() if not k.startswith("KWOK_")}
-    env["KWOK_WORKDIR"] = str(layout.kwok_workdir)
-    env["KUBECACHEDIR"] = str(layout.kube_cache_dir)
-    return env
-
-
-def find_kubectl() -> str:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise EnvspecError(
-            "kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/, "
-            "or the `kubectl` package from pkgs.k8s.io); the local cluster uses it for health checks"
-        )
-    return kubectl
-
-
-@dataclass(frozen=True)
-class KwokConfig:
-    """The parts of kwokctl's saved kwok.yaml we rely on."""
-
-    ports: dict[str, list[int]] = field(default_factory=dict)
-    apiserver_port: int | None = None
-
-
-def parse_kwok_config(text: str) -> KwokConfig | None:
-    """None when the file is not a usable KwokctlConfiguration (half-written, foreign)."""
-    from ruamel.yaml import YAML  # only needed here; keeps `envspec --help` fast
-
-    try:
-        # kwok.yaml is a multi-document stream: the configuration plus kwok's Stage objects.
-        documents = list(YAML(typ="safe").load_all(text))
-    except Exception:
-        return None
-    data = next((d for d in documents if isinstance(d, dict) and d.get("kind") == "KwokctlConfiguration"), None)
-    if data is None:
-        return None
-    components = data.get("components")
-    if not isinstance(components, list) or not components:
-        return None
-    ports: dict[str, list[int]] = {}
-    for component in components:
-        if isinstance(component, dict) and isinstance(component.get("name"), str):
-            ports[component["name"]] = [
-                int(p["port"]) for p in component.get("ports") or [] if isinstance(p, dict) and "port" in p
-            ]
-    options = data.get("options") or {}
-    port = options.get("kubeApiserverPort") if isinstance(options, dict) else None
-    return KwokConfig(ports=ports, apiserver_port=int(port) if port else None)
-
-
-# --- the provider ----------------------------------------------------------------------
 
 
 class KwokCluster:
@@ -238,6 +62,10 @@ class KwokCluster:
         self.config_path = layout.cluster_dir(name) / "kwokctl.yaml"
         self.log_path = layout.logs_dir / f"kwokctl-{name}.log"
         self.env = kwok_env(layout)
+        self.processes = ClusterProcesses(self.cluster_dir)
+        # Written after a successful create, inside kwokctl's directory so that it lives
+        # and dies with the cluster.
+        self.fingerprint_path = self.cluster_dir / "envspec-config-fingerprint"
 
     # -- inspection ---------------------------------------------------------------------
 
@@ -259,30 +87,13 @@ class KwokCluster:
 
     def our_pid(self, component: str) -> int | None:
         """The pid of `component` if it is alive and really ours, else None."""
-        pid = read_pid_file(self.cluster_dir / "pids" / f"{component}.pid")
-        if pid is None or not pid_alive(pid):
-            return None
-        # kwokctl execs <cluster dir>/bin/<component> (a symlink into the binary cache);
-        # a pid running anything else was reused by another process after we died.
-        if process_argv0(pid) != str(self.cluster_dir / "bin" / component):
-            return None
-        return pid
+        return self.processes.our_pid(component)
 
     def components(self) -> tuple[ComponentState, ...]:
-        states = []
-        for name in COMPONENTS:
-            pid = self.our_pid(name)
-            states.append(ComponentState(name, pid, rss_bytes(pid) if pid else None))
-        return tuple(states)
+        return self.processes.components()
 
     def remove_stale_pid_files(self) -> list[str]:
-        removed = []
-        pids_dir = self.cluster_dir / "pids"
-        for pid_file in sorted(pids_dir.glob("*.pid")) if pids_dir.is_dir() else []:
-            if self.our_pid(pid_file.stem) is None:
-                pid_file.unlink(missing_ok=True)
-                removed.append(pid_file.stem)
-        return removed
+        return self.processes.remove_stale_pid_files()
 
     def binaries_changed(self, bins: Binaries) -> list[str]:
         changed = []
@@ -297,11 +108,7 @@ class KwokCluster:
         return changed
 
     def kubectl(self, kubectl: str, *args: str, timeout: float = 20) -> tuple[int, str, str]:
-        result = run(
-            [kubectl, "--kubeconfig", str(self.kubeconfig), "--request-timeout=10s", *args],
-            env=self.env,
-            timeout=timeout,
-        )
+        result = run(kubectl_command(kubectl, self.kubeconfig, *args), env=self.env, timeout=timeout)
         return result.returncode, result.stdout, result.stderr
 
     def readiness_problem(self, kubectl: str) -> str | None:
@@ -380,8 +187,10 @@ class KwokCluster:
             private.mkdir(parents=True, exist_ok=True)
             private.chmod(0o700)
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(kwokctl_config(kubectl), indent=2) + "\n")
-        reason = self._reuse_or_restart(bins, kubectl)
+        documents = kwokctl_documents(kubectl)
+        self.config_path.write_text(render_documents(documents))
+        fingerprint = config_fingerprint(documents)
+        reason = self._reuse_or_restart(bins, kubectl, fingerprint)
         if reason is None:
             self._ensure_nodes(bins, kubectl)
             problem = self._wait_ready(kubectl, START_TIMEOUT, fail=False)
@@ -392,12 +201,19 @@ class KwokCluster:
                 self.progress.step(f"cluster {self.name}: {reason}; recreating it")
                 self.destroy(bins)
             self._create(bins)
+            self.fingerprint_path.write_text(fingerprint + "\n")
             self._ensure_nodes(bins, kubectl)
             self._wait_ready(kubectl, READY_TIMEOUT)
         server = self.server() or "?"
         return ClusterInfo(self.name, self.provider, str(self.kubeconfig), server)
 
-    def _reuse_or_restart(self, bins: Binaries, kubectl: str) -> str | None:
+    def saved_fingerprint(self) -> str | None:
+        try:
+            return self.fingerprint_path.read_text().strip()
+        except OSError:
+            return None
+
+    def _reuse_or_restart(self, bins: Binaries, kubectl: str, fingerprint: str) -> str | None:
         """Bring an existing cluster back; return why it must be recreated instead, if so."""
         if not self.exists:
             return "absent"
@@ -407,6 +223,10 @@ class KwokCluster:
         changed = self.binaries_changed(bins)
         if changed:
             return "built for other binaries (" + ", ".join(changed) + ")"
+        if self.saved_fingerprint() != fingerprint:
+            # Stages and the log CRDs are read by kwok-controller only when the cluster
+            # is created: an older cluster would silently ignore the annotations.
+            return "created with an older configuration (kwok pod stages, log serving)"
         stale = self.remove_stale_pid_files()
         down = [c.name for c in self.components() if c.pid is None]
         if not down:
@@ -492,7 +312,7 @@ class KwokCluster:
 
     def _rewrite_kubeconfig(self, bins: Binaries) -> None:
         # Someone deleted our kubeconfig while the cluster ran: ask kwokctl for it again.
-        result = self._kwokctl([*kwokctl_base(bins, self.config_path, self.name), "get", "kubeconfig"], timeout=60)
+        result = self._kwokctl(get_kubeconfig_command(bins, self.config_path, self.name), timeout=60)
         if result.returncode != 0 or not result.stdout.strip():
             raise ClusterError(describe_failure(result, "kwokctl get kubeconfig"))
         self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
@@ -511,25 +331,8 @@ class KwokCluster:
             result = self._kwokctl(delete_command(bins, self.config_path, self.name, self.kubeconfig), timeout=120)
             if result.returncode != 0:
                 self.progress.step(f"cluster {self.name}: kwokctl delete failed; stopping processes directly")
-        _stop_processes([c.pid for c in self.components() if c.pid is not None])
+        self.processes.stop_all()
         shutil.rmtree(self.cluster_dir, ignore_errors=True)
 
     def _kwokctl(self, cmd: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        result = run(cmd, env=self.env, timeout=timeout)
-        with self.log_path.open("a") as log:
-            log.write(f"\n$ {' '.join(cmd)}\n# exit {result.returncode}\n{result.stdout}{result.stderr}")
-        return result
-
-
-def _stop_processes(pids: list[int], grace: float = 10.0) -> None:
-    """SIGTERM all at once, SIGKILL whatever is left after `grace` seconds."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in pids:
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        return run_logged(cmd, env=self.env, timeout=timeout, log_path=self.log_path)

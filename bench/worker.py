@@ -1,0 +1,223 @@
+"""Benchmark `envspec worker` on the local cluster: throughput with 1 and 2 workers, latency, overhead.
+
+    KUBECONFIG=... python bench/worker.py [--requests 50] [--concurrency 4]
+
+Starts its own redis-server (free loopback port, no persistence) and real `envspec worker`
+processes. For 1 and then 2 workers (`--concurrency` each), it writes `--requests` create
+requests (the original format: an app and a PostgreSQL database) at once, waits for every
+result, then as many deletes, and reports jobs per minute and the p50 / p95 latency from
+the request's stream entry to its result. Then the per-job overhead of the stream: requests
+sent one at a time to one worker, latency minus the job's own `duration_ms` (what serving
+took inside the worker: the same `up` / `down` the CLI runs in-process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import redis
+
+PREFIX = "bench:worker"
+JOBS, RESULTS = f"{PREFIX}:jobs", f"{PREFIX}:results"
+WORKER = [sys.executable, "-m", "envspec", "worker", "--stream-prefix", PREFIX]
+CONFIG = {"app_image": "myapp:latest", "app_port": 8000, "database": "postgresql", "ttl_minutes": 30}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_workers(url: str, count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, "REDIS_URL": url, "K8S_NAMESPACE_PREFIX": "bench"}
+    env.pop("K8S_IN_CLUSTER", None)
+    return [
+        subprocess.Popen(
+            [*WORKER, "--consumer", f"w{index}", "--concurrency", str(concurrency)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for index in range(count)
+    ]
+
+
+def wait_ready(client: redis.Redis, count: int) -> None:
+    """Until `count` consumers have read from the group: a worker's start-up is not a job's latency."""
+    while True:
+        try:
+            consumers: Any = client.xinfo_consumers(JOBS, "envspec")
+            if len(consumers) >= count:
+                return
+        except redis.ResponseError:
+            pass  # no stream or group yet
+        time.sleep(0.05)
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for process in workers:
+        process.send_signal(signal.SIGTERM)
+    for process in workers:
+        process.wait(120)
+
+
+def entry_ms(entry_id: str) -> int:
+    return int(entry_id.split("-", maxsplit=1)[0])
+
+
+def result_ms(fields: dict[str, str]) -> int:
+    return round(datetime.fromisoformat(fields["time"].replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def send(client: redis.Redis, requests: list[dict[str, Any]]) -> dict[str, int]:
+    """XADD each request (one field `data`); job_id -> the entry's time (ms, the Redis clock)."""
+    pipe = client.pipeline(transaction=False)
+    for request in requests:
+        pipe.xadd(JOBS, {"data": json.dumps(request)})
+    ids = pipe.execute()
+    return {request["job_id"]: entry_ms(str(entry_id)) for request, entry_id in zip(requests, ids, strict=True)}
+
+
+def wait_results(client: redis.Redis, sent: dict[str, int], after: str) -> tuple[dict[str, dict[str, str]], str]:
+    found: dict[str, dict[str, str]] = {}
+    cursor = after
+    deadline = time.monotonic() + 1800
+    while len(found) < len(sent):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {len(found)} of {len(sent)} results after 30 minutes")
+        reply: Any = client.xread({RESULTS: cursor}, block=1000, count=500)
+        for _stream, items in reply or []:
+            for entry_id, fields in items:
+                cursor = entry_id
+                if fields.get("job_id") in sent:
+                    found[fields["job_id"]] = fields
+    return found, cursor
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def batch(client: redis.Redis, operation: str, ids: list[str], cursor: str) -> tuple[float, list[float], str]:
+    requests: list[dict[str, Any]] = [
+        {"job_id": f"{operation}-{execution_id}", "execution_id": execution_id, "operation": operation}
+        | ({"config": CONFIG} if operation == "create" else {})
+        for execution_id in ids
+    ]
+    started = time.monotonic()
+    sent = send(client, requests)
+    results, cursor = wait_results(client, sent, cursor)
+    seconds = time.monotonic() - started
+    failed = [r for r in results.values() if r["status"] != "success"]
+    if failed:
+        raise SystemExit(f"{len(failed)} {operation} requests failed, e.g. {failed[0].get('error')}")
+    latencies = [(result_ms(results[job]) - sent[job]) / 1000 for job in sent]
+    return seconds, latencies, cursor
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--sequential", type=int, default=5, help="requests sent one at a time, for the overhead")
+    options = parser.parse_args()
+    binary = shutil.which("redis-server")
+    if binary is None or not os.environ.get("KUBECONFIG"):
+        raise SystemExit("needs redis-server and KUBECONFIG (the local cluster)")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        server = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                directory,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            client = redis.Redis.from_url(url, decode_responses=True)
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    time.sleep(0.05)
+            cursor = "0"
+            throughput: dict[int, float] = {}
+            for workers_count in (1, 2):
+                client.delete(JOBS)  # a fresh group: the consumers counted are this run's
+                workers = start_workers(url, workers_count, options.concurrency)
+                wait_ready(client, workers_count)
+                try:
+                    ids = [f"b{workers_count}-{uuid.uuid4().hex[:6]}" for _ in range(options.requests)]
+                    created, create_latency, cursor = batch(client, "create", ids, cursor)
+                    deleted, delete_latency, cursor = batch(client, "delete", ids, cursor)
+                finally:
+                    stop_workers(workers)
+                jobs_per_minute = 2 * options.requests / (created + deleted) * 60
+                throughput[workers_count] = jobs_per_minute
+                latency = create_latency + delete_latency
+                print(
+                    f"{workers_count} worker(s) x concurrency {options.concurrency}: {options.requests} creates in "
+                    f"{created:.1f}s, {options.requests} deletes in {deleted:.1f}s: {jobs_per_minute:.0f} jobs/min; "
+                    f"request-to-result p50 {percentile(latency, 0.5):.2f}s, p95 {percentile(latency, 0.95):.2f}s"
+                )
+            print(f"2 workers / 1 worker throughput: {throughput[2] / throughput[1]:.2f}x")
+
+            client.delete(JOBS)
+            workers = start_workers(url, 1, 1)
+            wait_ready(client, 1)
+            overheads: list[float] = []
+            try:
+                for _ in range(options.sequential):
+                    execution_id = f"seq-{uuid.uuid4().hex[:6]}"
+                    for operation in ("create", "delete"):
+                        request: dict[str, Any] = {
+                            "job_id": f"{operation}-{execution_id}",
+                            "execution_id": execution_id,
+                            "operation": operation,
+                        }
+                        if operation == "create":
+                            request["config"] = CONFIG
+                        sent = send(client, [request])
+                        results, cursor = wait_results(client, sent, cursor)
+                        result = results[request["job_id"]]
+                        overheads.append(result_ms(result) - sent[request["job_id"]] - int(result["duration_ms"]))
+            finally:
+                stop_workers(workers)
+            print(
+                f"per-job overhead of the stream (latency - the job's own duration, {len(overheads)} jobs one at a "
+                f"time): median {statistics.median(overheads):.0f} ms, max {max(overheads):.0f} ms"
+            )
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The REST API of `envspec serve`: a FastAPI application over `envspec.service`."""
