@@ -69,6 +69,7 @@ screenshots: install
 demo: install
 	$(BIN)/envspec cluster up
 	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig) $(BIN)/envspec up -f examples/fullstack/maestro-env.yaml
+	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig) $(BIN)/envspec test -f examples/fullstack/maestro-env.yaml
 	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig) $(BIN)/envspec status -f examples/fullstack/maestro-env.yaml
 
 clean:
