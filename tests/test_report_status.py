@@ -181,8 +181,16 @@ def test_a_test_run_is_testcaserun_entries_with_cdevents_outcomes_and_a_result_l
         ("testsuiterun.finished", None),
     ]
     progress, unit, smoke, deleted = entries[4], entries[5], entries[6], entries[8]
-    assert (progress["job"], progress["attempts"], progress["reason"]) == ("smoke-r1", "1", "retrying after exit code 3")
-    assert (deleted["run_id"], json.loads(deleted["jobs"]), deleted["reason"]) == ("r1", ["unit-r1", "smoke-r1"], "cleanup")
+    assert (progress["job"], progress["attempts"], progress["reason"]) == (
+        "smoke-r1",
+        "1",
+        "retrying after exit code 3",
+    )
+    assert (deleted["run_id"], json.loads(deleted["jobs"]), deleted["reason"]) == (
+        "r1",
+        ["unit-r1", "smoke-r1"],
+        "cleanup",
+    )
     assert unit == {
         "type": "testcaserun.finished",
         "event": "test_finished",
