@@ -53,11 +53,10 @@ helm: install
 
 bench: install helm
 	$(BIN)/python bench/render.py
-	$(BIN)/python bench/imports.py
 	$(BIN)/envspec cluster up --name envspec-bench --provider kwok
 	status=0; \
 	export KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig --name envspec-bench); \
-	for bench in up watch gc test worker api; do $(BIN)/python bench/$$bench.py || status=$$?; done; \
+	for bench in imports up watch gc test worker api; do $(BIN)/python bench/$$bench.py || status=$$?; done; \
 	$(BIN)/envspec cluster down --name envspec-bench || true; \
 	exit $$status
 
@@ -70,6 +69,7 @@ screenshots: install
 demo: install
 	$(BIN)/envspec cluster up
 	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig) $(BIN)/envspec up -f examples/fullstack/maestro-env.yaml
+	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig) $(BIN)/envspec test -f examples/fullstack/maestro-env.yaml
 	KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig) $(BIN)/envspec status -f examples/fullstack/maestro-env.yaml
 
 clean:

@@ -6,9 +6,14 @@ Starts its own redis-server (free loopback port, no persistence) and real `envsp
 processes. For 1 and then 2 workers (`--concurrency` each), it writes `--requests` create
 requests (the original format: an app and a PostgreSQL database) at once, waits for every
 result, then as many deletes, and reports jobs per minute and the p50 / p95 latency from
-the request's stream entry to its result. Then the per-job overhead of the stream: requests
-sent one at a time to one worker, latency minus the job's own `duration_ms` (what serving
-took inside the worker: the same `up` / `down` the CLI runs in-process).
+the request's stream entry to its result (each figure also the median of the creates and of the deletes: they differ by
+far). Then the per-job overhead of the stream against running the same operations
+in-process directly: `--sequential` create + delete pairs served in this process by
+`envspec.service.operations.serve` (the function the worker calls: `up` / `down`), then
+as many sent one at a time through the stream to one worker; the overhead is the median
+request-to-result latency minus the median in-process time, per operation, and also
+latency minus the job's own `duration_ms` (what serving took inside the worker). The
+load average is printed beside each figure: the machine is shared.
 """
 
 from __future__ import annotations
@@ -28,7 +33,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import anyio
 import redis
+
+from envspec.events import Envelope
+from envspec.kube.client import ClusterTarget
+from envspec.operations.run import run_operation
+from envspec.service.operations import Service, serve
+from envspec.service.requests import parse_entry
+from envspec.service.settings import load_settings
 
 PREFIX = "bench:worker"
 JOBS, RESULTS = f"{PREFIX}:jobs", f"{PREFIX}:results"
@@ -109,6 +122,54 @@ def wait_results(client: redis.Redis, sent: dict[str, int], after: str) -> tuple
     return found, cursor
 
 
+class _Discard:
+    """A sink that drops every event: the in-process baseline reports nowhere, as `up` without Redis."""
+
+    async def start(self) -> None:
+        pass
+
+    def emit(self, envelope: Envelope) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def in_process(request: dict[str, Any]) -> float:
+    """Seconds the same request takes served directly in this process: parse, `serve` (`up`/`down`), result."""
+    environ = {**os.environ, "K8S_NAMESPACE_PREFIX": "bench"}
+    environ.pop("K8S_IN_CLUSTER", None)
+    service = Service(ClusterTarget.from_options(None, None, environ), load_settings(environ))
+    parsed = parse_entry({"data": json.dumps(request)}, service.settings)
+
+    async def body() -> None:
+        result = await run_operation(
+            parsed.operation,
+            lambda events: serve(parsed, service, events=events),
+            sink=_Discard(),
+            operation_id=parsed.job_id,
+        )
+        if not result.ok:
+            raise SystemExit(f"in-process {parsed.operation} failed: {result.error}")
+
+    started = time.monotonic()
+    anyio.run(body)
+    return time.monotonic() - started
+
+
+def load() -> str:
+    one, five, _fifteen = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f}"
+
+
+def pair(execution_id: str) -> list[dict[str, Any]]:
+    return [
+        {"job_id": f"{operation}-{execution_id}", "execution_id": execution_id, "operation": operation}
+        | ({"config": CONFIG} if operation == "create" else {})
+        for operation in ("create", "delete")
+    ]
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -185,34 +246,43 @@ def main() -> None:
                 print(
                     f"{workers_count} worker(s) x concurrency {options.concurrency}: {options.requests} creates in "
                     f"{created:.1f}s, {options.requests} deletes in {deleted:.1f}s: {jobs_per_minute:.0f} jobs/min; "
-                    f"request-to-result p50 {percentile(latency, 0.5):.2f}s, p95 {percentile(latency, 0.95):.2f}s"
+                    f"request-to-result p50 {percentile(latency, 0.5):.2f}s, p95 {percentile(latency, 0.95):.2f}s "
+                    f"(median create {statistics.median(create_latency):.2f}s, delete "
+                    f"{statistics.median(delete_latency):.2f}s; {load()})"
                 )
             print(f"2 workers / 1 worker throughput: {throughput[2] / throughput[1]:.2f}x")
+
+            direct: dict[str, list[float]] = {"create": [], "delete": []}
+            for _ in range(options.sequential):
+                for request in pair(f"inp-{uuid.uuid4().hex[:6]}"):
+                    direct[request["operation"]].append(in_process(request))
 
             client.delete(JOBS)
             workers = start_workers(url, 1, 1)
             wait_ready(client, 1)
-            overheads: list[float] = []
+            streamed: dict[str, list[float]] = {"create": [], "delete": []}
+            beyond_duration: list[float] = []
             try:
                 for _ in range(options.sequential):
-                    execution_id = f"seq-{uuid.uuid4().hex[:6]}"
-                    for operation in ("create", "delete"):
-                        request: dict[str, Any] = {
-                            "job_id": f"{operation}-{execution_id}",
-                            "execution_id": execution_id,
-                            "operation": operation,
-                        }
-                        if operation == "create":
-                            request["config"] = CONFIG
+                    for request in pair(f"seq-{uuid.uuid4().hex[:6]}"):
                         sent = send(client, [request])
                         results, cursor = wait_results(client, sent, cursor)
                         result = results[request["job_id"]]
-                        overheads.append(result_ms(result) - sent[request["job_id"]] - int(result["duration_ms"]))
+                        latency_ms = result_ms(result) - sent[request["job_id"]]
+                        streamed[request["operation"]].append(latency_ms / 1000)
+                        beyond_duration.append(latency_ms - int(result["duration_ms"]))
             finally:
                 stop_workers(workers)
+            for operation in ("create", "delete"):
+                through, inside = statistics.median(streamed[operation]), statistics.median(direct[operation])
+                print(
+                    f"{operation}, one at a time ({options.sequential} each): through the stream median "
+                    f"{through * 1000:.0f} ms, in-process median {inside * 1000:.0f} ms: overhead "
+                    f"{(through - inside) * 1000:.0f} ms per job ({load()})"
+                )
             print(
-                f"per-job overhead of the stream (latency - the job's own duration, {len(overheads)} jobs one at a "
-                f"time): median {statistics.median(overheads):.0f} ms, max {max(overheads):.0f} ms"
+                f"per-job overhead (latency - the job's own duration_ms, {len(beyond_duration)} jobs): median "
+                f"{statistics.median(beyond_duration):.0f} ms, max {max(beyond_duration):.0f} ms"
             )
         finally:
             server.terminate()

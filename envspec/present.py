@@ -178,7 +178,8 @@ def status_table(status: EnvironmentStatus, *, now: datetime | None = None) -> s
     rows = [("WAVE", "OBJECT", "READY", "MESSAGE")]
     for obj in status.objects:
         state = "yes" if obj.ready else "FAILED" if obj.readiness.failed else "no"
-        rows.append(("-" if obj.wave is None else str(obj.wave), obj.ref, state, obj.readiness.message))
+        # Counted from 1, as `up` shows its waves; the JSON keeps the annotation's 0-based value.
+        rows.append(("-" if obj.wave is None else str(obj.wave + 1), obj.ref, state, obj.readiness.message))
     return head + "\n" + columns(rows)
 
 

@@ -220,3 +220,26 @@ def test_live_lines_stay_in_place_when_other_lines_are_written_meanwhile() -> No
         "wave 2/2  deployment/api              1/1 ready  1.5s",
         "wave 2/2  service/api     created     exists  0.1s",
     ]
+
+
+def test_the_status_table_counts_waves_from_1_as_up_does_and_the_json_keeps_the_annotation() -> None:
+    from envspec.kube.readiness import Readiness
+    from envspec.operations.status import EnvironmentStatus, ObjectStatus
+    from envspec.present import status_json, status_table
+
+    status = EnvironmentStatus(
+        "shop",
+        "qa-shop",
+        "Active",
+        None,
+        None,
+        "shop",
+        (
+            ObjectStatus(0, "Namespace", "qa-shop", None, Readiness(True, True, "Active")),
+            ObjectStatus(4, "Deployment", "api", "qa-shop", Readiness(False, True, "0/2 ready")),
+            ObjectStatus(None, "ConfigMap", "extra", "qa-shop", Readiness(True, True, "exists")),
+        ),
+    )
+    rows = [line.split()[0:2] for line in status_table(status).splitlines()[2:]]
+    assert rows == [["1", "namespace/qa-shop"], ["5", "deployment/api"], ["-", "configmap/extra"]]
+    assert [o["wave"] for o in status_json(status)["objects"]] == [0, 4, None]

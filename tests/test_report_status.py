@@ -20,6 +20,7 @@ from envspec.events import (
     ObjectProgress,
     ObjectReady,
     TestFinished,
+    TestJobsDeleted,
     TestLog,
     TestProgress,
     TestQueued,
@@ -156,6 +157,7 @@ def test_a_test_run_is_testcaserun_entries_with_cdevents_outcomes_and_a_result_l
         events.emit(TestFinished("unit", "unit-r1", "passed", 2.5, 1, 0, None, None, 0, "r1"))
         events.emit(TestFinished("smoke", "smoke-r1", "timed_out", 60.0, 2, 1, "DeadlineExceeded", "x", None, "r1"))
         events.emit(TestFinished("lint", None, "skipped", 0.0, 0, 0, "not run", None, None, "r1"))
+        events.emit(TestJobsDeleted("r1", ("unit-r1", "smoke-r1"), "cleanup"))
         events.emit(TestSummary("r1", 1, 0, 1, 0, 1, 63.0, None, 6))
         raise EnvspecError("1 test timed out", exit_code=6)
 
@@ -171,12 +173,24 @@ def test_a_test_run_is_testcaserun_entries_with_cdevents_outcomes_and_a_result_l
         ("testcaserun.started", "unit"),
         ("testcaserun.queued", "smoke"),
         ("testcaserun.started", "smoke"),
+        ("envspec.testcaserun.progress", "smoke"),  # a retry: no CDEvents name, envspec's own
         ("testcaserun.finished", "unit"),
         ("testcaserun.finished", "smoke"),
         ("testcaserun.skipped", "lint"),  # never queued nor started: CDEvents' skipped, not finished
+        ("envspec.testsuiterun.jobs_deleted", None),
         ("testsuiterun.finished", None),
     ]
-    unit, smoke = entries[4], entries[5]
+    progress, unit, smoke, deleted = entries[4], entries[5], entries[6], entries[8]
+    assert (progress["job"], progress["attempts"], progress["reason"]) == (
+        "smoke-r1",
+        "1",
+        "retrying after exit code 3",
+    )
+    assert (deleted["run_id"], json.loads(deleted["jobs"]), deleted["reason"]) == (
+        "r1",
+        ["unit-r1", "smoke-r1"],
+        "cleanup",
+    )
     assert unit == {
         "type": "testcaserun.finished",
         "event": "test_finished",
@@ -201,7 +215,7 @@ def test_a_test_run_is_testcaserun_entries_with_cdevents_outcomes_and_a_result_l
         "DeadlineExceeded",
         "2",
     )
-    assert (entries[6]["outcome"], entries[-1]["outcome"]) == ("cancel", "failure")
+    assert (entries[7]["outcome"], entries[-1]["outcome"]) == ("cancel", "failure")
     [result] = stream_entries(redis_url, RESULTS)
     record = json.loads(result["data"])
     assert record == {

@@ -271,9 +271,9 @@ def test_a_worker_that_cannot_work_says_why_and_exits_1(redis_factory: Callable[
     server = redis_factory(password=REDIS_PASSWORD)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "K8S_"))}
 
-    def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    def start(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "envspec", "worker", "--stream-prefix", PREFIX],
+            [sys.executable, "-m", "envspec", "worker", "--stream-prefix", PREFIX, *args],
             env={**base, **env},
             capture_output=True,
             text=True,
@@ -288,7 +288,10 @@ def test_a_worker_that_cannot_work_says_why_and_exits_1(redis_factory: Callable[
     assert "K8S_TTL_MINUTES='soon'" in bad.stderr and "K8S_IN_CLUSTER='maybe'" in bad.stderr
     wrong = start({"REDIS_URL": server.url.replace(REDIS_PASSWORD, "not-the-password")})
     assert wrong.returncode == 1 and "refused the credentials" in wrong.stderr
-    for result in (nothing, bad, wrong):
+    no_lock = start({"REDIS_URL": server.url}, "--lock-ttl", "0s")
+    # A usage error, as every option's bad value (exit 2): the lock must live a while to be renewed.
+    assert no_lock.returncode == 2 and "Invalid value for '--lock-ttl'" in no_lock.stderr
+    for result in (nothing, bad, wrong, no_lock):
         assert "Traceback" not in result.stderr and REDIS_PASSWORD not in result.stderr
     assert "not-the-password" not in wrong.stderr
 

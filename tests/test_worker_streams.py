@@ -573,3 +573,20 @@ def test_a_jobs_key_that_is_not_a_stream_stops_the_consumer_with_a_clear_error(r
     consumer = StreamConsumer(config(redis_url), Recorder())
     with pytest.raises(ConsumerError, match="WRONGTYPE"):
         run(consumer.run)
+
+
+def test_the_results_and_dead_letter_streams_are_capped_at_maxlen(redis_url: str) -> None:
+    total, cap = 300, 20
+    add_jobs(redis_url, *(f"ok{index}" for index in range(total)))
+    add_jobs(redis_url, *(f"bad{index}" for index in range(total)), data="{not json")
+    consumer = StreamConsumer(config(redis_url, maxlen=cap, concurrency=16), Recorder())
+
+    async def scenario() -> None:
+        async with serving(consumer):
+            await until(lambda: consumer.stats.acknowledged == 2 * total)
+
+    run(scenario)
+    with client(redis_url) as c:
+        lengths = (c.xlen(RESULTS), c.xlen(DEAD))
+    # `MAXLEN ~` trims whole macro nodes (100 entries by default): at least `cap` kept, far fewer than written.
+    assert all(cap <= length <= cap + 100 for length in lengths), lengths

@@ -46,6 +46,21 @@ from envspec.cli.run import run_service
     help="On SIGTERM, let running requests finish this long.",
 )
 @click.option(
+    "--lock-ttl",
+    type=Duration(),
+    default="30s",
+    show_default=True,
+    help="How long an environment's lock in Redis outlives a worker that died holding it "
+    "(a live worker renews it every third of this).",
+)
+@click.option(
+    "--maxlen",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Cap of every stream the worker writes (XADD ... MAXLEN ~ N).",
+)
+@click.option(
     "--timeout",
     type=Duration(),
     default="10m",
@@ -92,6 +107,8 @@ def command(
     claim_idle: int,
     max_deliveries: int,
     grace: int,
+    lock_ttl: int,
+    maxlen: int,
     timeout: int,
     kubeconfig: str | None,
     context: str | None,
@@ -162,6 +179,8 @@ def command(
             claim_idle=float(claim_idle),
             max_deliveries=max_deliveries,
             grace=float(grace),
+            lock_ttl=float(lock_ttl),
+            maxlen=maxlen,
         )
     except ValueError as exc:
         raise EnvspecError(f"worker: {exc}") from None

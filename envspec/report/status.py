@@ -19,16 +19,19 @@ CDEvents consumers can read the stream, and `envspec.*` names otherwise:
     a test run begins / ends (`envspec test`, worker test)  testsuiterun.started / testsuiterun.finished
     a test waits for room in the quota                      testcaserun.queued
     a test's Job is created                                 testcaserun.started
+    a running test retries after a failed attempt, or waits  envspec.testcaserun.progress
     a test reached its outcome                              testcaserun.finished
     a test the run never got to (never queued or started)   testcaserun.skipped
+    test Jobs deleted (cleanup, interrupted, pruned, ...)   envspec.testsuiterun.jobs_deleted
 
 `testcaserun.finished` and `testsuiterun.finished` entries carry CDEvents' `outcome`
 (`success`, `failure`, `cancel`, `error`: see `results.CDEVENTS_OUTCOMES`) beside
 envspec's own `result`. The results record of a test operation lists every test
 (`results.case_record`), its `run_id`, and the test Jobs in `resources_created`.
 
-Progress lines (`object_progress`, `test_progress`), log lines, waves and lease
-renewals are not phase transitions: they stay on the terminal.
+A test's `test_progress` is a phase transition of its own (a retry begins, or it
+waits again): CDEvents has no name for it. Object progress lines, log lines, waves and
+lease renewals are not phase transitions: they stay on the terminal.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ from envspec.events import (
     Pruned,
     Summary,
     TestFinished,
+    TestJobsDeleted,
+    TestProgress,
     TestQueued,
     TestRunStarted,
     TestStarted,
@@ -76,6 +81,9 @@ TESTCASERUN_STARTED = "testcaserun.started"
 TESTCASERUN_FINISHED = "testcaserun.finished"
 TESTCASERUN_SKIPPED = "testcaserun.skipped"
 TESTSUITERUN_STARTED = "testsuiterun.started"
+# CDEvents has no event for a retry or for deleting a run's Jobs: envspec's own names, beside CDEvents'.
+TESTCASERUN_PROGRESS = "envspec.testcaserun.progress"
+TESTSUITERUN_JOBS_DELETED = "envspec.testsuiterun.jobs_deleted"
 TESTSUITERUN_FINISHED = "testsuiterun.finished"
 
 
@@ -143,6 +151,10 @@ class StatusTypes:
             case TestStarted():
                 self._begun.add((envelope.operation_id, event.test))
                 return TESTCASERUN_STARTED
+            case TestProgress():
+                return TESTCASERUN_PROGRESS
+            case TestJobsDeleted():
+                return TESTSUITERUN_JOBS_DELETED
             case TestFinished():
                 begun = (envelope.operation_id, event.test) in self._begun
                 self._begun.discard((envelope.operation_id, event.test))
