@@ -14,16 +14,24 @@ from envspec.meta import belongs_to, environment_selector, is_test_run_object, k
 
 
 async def read_inventory(
-    api: Any, environment: str, namespace: str, *, deadline: Deadline, extra_types: Iterable[kinds.ResourceType] = ()
+    api: Any,
+    environment: str,
+    namespace: str,
+    *,
+    deadline: Deadline,
+    extra_types: Iterable[kinds.ResourceType] = (),
+    only_types: Iterable[kinds.ResourceType] | None = None,
 ) -> Inventory:
     """The namespace (whatever its labels) and every object labelled for `environment`.
 
-    One list per kind envspec manages, concurrently: the namespaced kinds only when
-    the namespace exists.
+    One list per kind envspec manages (or per kind of `only_types`, for a reader that
+    needs no more than those), concurrently: the namespaced kinds only when the
+    namespace exists.
     """
     inventory = Inventory()
     inventory.namespace = await get_object(api, kinds.NAMESPACE, namespace, None, deadline=deadline)
-    types = {t for t in [*kinds.MANAGED_KINDS.values(), *extra_types] if t.kind != "Namespace"}
+    every = kinds.MANAGED_KINDS.values() if only_types is None else only_types
+    types = {t for t in [*every, *extra_types] if t.kind != "Namespace"}
     if inventory.namespace is None:
         types = {t for t in types if not t.namespaced}
     selector = environment_selector(environment)

@@ -51,6 +51,7 @@ from envspec.events import (
     TestStarted,
     TestSummary,
 )
+from envspec.inventory import Inventory
 from envspec.kube import kinds
 from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
@@ -62,6 +63,7 @@ from envspec.lifecycle.signals import GracefulStop, graceful_stop
 from envspec.meta import TEST_LABEL, TEST_RUN_LABEL, key_of, labels_of, metadata_of, name_of
 from envspec.operations.down import down
 from envspec.operations.environments import EnvironmentRef
+from envspec.operations.live import read_inventory
 from envspec.operations.spec import TestPlans
 from envspec.operations.up import prepare, up
 from envspec.plan import Plan
@@ -370,6 +372,17 @@ def not_ready(plan: Plan, live: Mapping[tuple[str, str, str | None, str], Json],
     return problems
 
 
+def readiness_types(plan: Plan) -> list[kinds.ResourceType]:
+    """The kinds the readiness check and the quota's room read: the plan's own (not its Jobs,
+    the tests, which `not_ready` skips) and ResourceQuota; not every kind envspec manages."""
+    wanted = {kinds.MANAGED_KINDS[("v1", "ResourceQuota")]}
+    for obj in plan.objects:
+        rtype = kinds.MANAGED_KINDS.get((obj.api_version, obj.kind))
+        if rtype is not None and obj.kind != "Job":
+            wanted.add(rtype)
+    return sorted(wanted, key=lambda t: t.plural)
+
+
 def _log_time(nanos: int | None) -> str | None:
     if nanos is None:
         return None
@@ -499,6 +512,7 @@ class _Run:
         self.api: Any = None
         self.limit: float | None = None  # the tests' overall limit, in seconds
         self.cut_short: list[TestCase] = []  # still running when the overall limit passed
+        self.reported = anyio.Event()  # set when a test_finished is emitted (what `drain` waits for)
 
     # ---------------------------------------------------------------- the run
 
@@ -506,7 +520,8 @@ class _Run:
         async with connect(self.target) as api:
             self.api = api
             deadline = Deadline(self.options.apply.timeout_seconds)
-            prepared = await prepare(api, self.plans.with_tests, deadline=deadline)
+            inventory, taken_run_ids = await self.read_live(deadline)
+            prepared = await prepare(api, self.plans.with_tests, deadline=deadline, inventory=inventory)
             plan = prepared.plan
             self.environment, self.namespace = plan.environment, plan.namespace
             self.events = self.events.about(plan.environment, plan.namespace).with_secrets(prepared.secrets.values())
@@ -529,17 +544,45 @@ class _Run:
                 planned = plan.find("Job", case.name)
                 assert planned is not None
                 case.compiled = dict(planned.manifest)  # with the real secrets' plan (env values are refs anyway)
-            await self.pick_run_id(deadline)
+            self.pick_run_id(taken_run_ids)
             self.events.emit(TestRunStarted(self.run_id, tuple(c.name for c in self.cases)))
             self.interrupted = await _interruptible(self.stop, self.run_cases)
             return await self.finish()
 
-    async def pick_run_id(self, deadline: Deadline) -> None:
-        """A run id no Job of this environment carries (a clash is one in a billion, but never adopt a Job)."""
+    async def read_live(self, deadline: Deadline) -> tuple[Inventory, set[str | None]]:
+        """The environment's inventory (only what the readiness check needs) and the run ids taken.
+
+        Concurrently: the reads are independent, and each is one round trip.
+        """
+        draft = self.plans.with_tests(None)
+        inventories: list[Inventory] = []
+        taken: set[str | None] = set()
+
+        async def read_environment() -> None:
+            inventories.append(
+                await read_inventory(
+                    self.api, draft.environment, draft.namespace, deadline=deadline, only_types=readiness_types(draft)
+                )
+            )
+
+        async def read_run_ids() -> None:
+            taken.update(await self.taken_run_ids(deadline))
+
+        async with task_group() as group:
+            group.start_soon(read_environment)
+            group.start_soon(read_run_ids)
+        return inventories[0], taken
+
+    async def taken_run_ids(self, deadline: Deadline) -> set[str | None]:
+        """The run ids the test Jobs of this environment carry (none when its namespace does not exist)."""
+        draft = self.plans.with_tests(None)
         listing = await list_objects(
-            self.api, JOB, self.namespace, deadline=deadline, label_selector=test_jobs_selector(self.environment)
+            self.api, JOB, draft.namespace, deadline=deadline, label_selector=test_jobs_selector(draft.environment)
         )
-        taken = {labels_of(job).get(TEST_RUN_LABEL) for job in listing.items}
+        return {labels_of(job).get(TEST_RUN_LABEL) for job in listing.items}
+
+    def pick_run_id(self, taken: set[str | None]) -> None:
+        """A run id no Job of this environment carries (a clash is one in a billion, but never adopt a Job)."""
         while self.run_id in taken or not is_run_id(self.run_id):
             self.run_id = new_run_id()
 
@@ -569,6 +612,7 @@ class _Run:
         pending = list(self.cases)
         running: list[TestCase] = []
         while pending or running:
+            freed = False  # a test ended: a queued one may fit now, without waiting for the next change
             for case in list(pending):
                 if self.room.fits(case.need):
                     self.room.take(case.need)
@@ -600,11 +644,12 @@ class _Run:
                 running.remove(case)
                 case.finished_at = time.monotonic()
                 self.room.give_back(case.need)
+                freed = True
                 if outcome.result is Result.ERROR and not _finished(job):
                     # It would only keep trying (and hold its quota); its reason is in the report.
                     await self.delete_jobs([job], reason="not started")
                 streams.start_soon(self.report_when_drained, case)
-            if pending or running:
+            if (pending or running) and not (freed and pending):
                 with anyio.move_on_after(HEARTBEAT_SECONDS):
                     await view.changed.wait()
 
@@ -671,23 +716,27 @@ class _Run:
     async def drain(self) -> None:
         """Wait (a little) for every test's last log lines and its test_finished."""
         with anyio.move_on_after(LOG_DRAIN_SECONDS + 1):
-            for case in self.cases:
-                while case.outcome is not None and case.outcome.terminal and not case.reported:
-                    await anyio.sleep(0.05)
+            while any(case.outcome is not None and case.outcome.terminal and not case.reported for case in self.cases):
+                await self.reported.wait()
+                self.reported = anyio.Event()
 
     async def report_when_drained(self, case: TestCase) -> None:
         ended = time.monotonic()
         with anyio.move_on_after(LOG_DRAIN_SECONDS):
-            while not all(done.is_set() for done in case.log_streams.values()):
-                if time.monotonic() - max(ended, case.last_line_at) >= LOG_QUIET_SECONDS:
+            while streaming := [done for done in case.log_streams.values() if not done.is_set()]:
+                quiet_left = LOG_QUIET_SECONDS - (time.monotonic() - max(ended, case.last_line_at))
+                if quiet_left <= 0:
                     break
-                await anyio.sleep(0.05)
+                # Woken by the stream's end, or when the quiet period would be over (a newer line restarts it).
+                with anyio.move_on_after(quiet_left):
+                    await streaming[0].wait()
         self.report_finished(case)
 
     def report_finished(self, case: TestCase) -> None:
         if case.reported:
             return
         case.reported = True
+        self.reported.set()
         outcome = case.outcome
         self.events.emit(
             TestFinished(
@@ -821,13 +870,18 @@ class _Run:
         self, jobs: Sequence[Mapping[str, Any]], *, reason: str, deadline: Deadline | None = None
     ) -> None:
         deadline = deadline or Deadline(self.options.apply.timeout_seconds)
-        for job in jobs:
-            await delete_object(
-                self.api, JOB, name_of(job), self.namespace, deadline=deadline, uid=metadata_of(job).get("uid")
-            )
+        # Concurrently: one round trip for all of them rather than one each.
+        async with task_group() as group:
+            for job in jobs:
+                group.start_soon(self.delete_job, job, deadline)
         run_ids = {labels_of(job).get(TEST_RUN_LABEL) for job in jobs}
         run_id = run_ids.pop() if len(run_ids) == 1 else None
         self.events.emit(TestJobsDeleted(run_id, tuple(name_of(job) for job in jobs), reason))
+
+    async def delete_job(self, job: Mapping[str, Any], deadline: Deadline) -> None:
+        await delete_object(
+            self.api, JOB, name_of(job), self.namespace, deadline=deadline, uid=metadata_of(job).get("uid")
+        )
 
 
 def _finished(job: Json) -> bool:
