@@ -433,6 +433,7 @@ async def _run_tests(
         check_fit(cases, room_left(_quota_of(draft), environment_need(draft)), where="the spec's quota")
     run = _Run(target, plans, cases, events, options, stop)
     run.environment, run.namespace = draft.environment, draft.namespace
+    run.draft = draft
     failure: BaseException | None = None
     try:
         if options.up:
@@ -513,6 +514,7 @@ class _Run:
         self.limit: float | None = None  # the tests' overall limit, in seconds
         self.cut_short: list[TestCase] = []  # still running when the overall limit passed
         self.reported = anyio.Event()  # set when a test_finished is emitted (what `drain` waits for)
+        self.draft: Plan | None = None  # the plan with tests, without the live secrets (compiled once)
 
     # ---------------------------------------------------------------- the run
 
@@ -554,7 +556,7 @@ class _Run:
 
         Concurrently: the reads are independent, and each is one round trip.
         """
-        draft = self.plans.with_tests(None)
+        draft = self.draft or self.plans.with_tests(None)
         inventories: list[Inventory] = []
         taken: set[str | None] = set()
 
@@ -575,7 +577,7 @@ class _Run:
 
     async def taken_run_ids(self, deadline: Deadline) -> set[str | None]:
         """The run ids the test Jobs of this environment carry (none when its namespace does not exist)."""
-        draft = self.plans.with_tests(None)
+        draft = self.draft or self.plans.with_tests(None)
         listing = await list_objects(
             self.api, JOB, draft.namespace, deadline=deadline, label_selector=test_jobs_selector(draft.environment)
         )
