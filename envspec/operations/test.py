@@ -515,6 +515,7 @@ class _Run:
         self.cut_short: list[TestCase] = []  # still running when the overall limit passed
         self.reported = anyio.Event()  # set when a test_finished is emitted (what `drain` waits for)
         self.draft: Plan | None = None  # the plan with tests, without the live secrets (compiled once)
+        self.earlier_jobs: list[Json] = []  # the test Jobs of earlier runs, listed at the start
 
     # ---------------------------------------------------------------- the run
 
@@ -522,7 +523,7 @@ class _Run:
         async with connect(self.target) as api:
             self.api = api
             deadline = Deadline(self.options.apply.timeout_seconds)
-            inventory, taken_run_ids = await self.read_live(deadline)
+            inventory = await self.read_live(deadline)
             prepared = await prepare(api, self.plans.with_tests, deadline=deadline, inventory=inventory)
             plan = prepared.plan
             self.environment, self.namespace = plan.environment, plan.namespace
@@ -546,19 +547,18 @@ class _Run:
                 planned = plan.find("Job", case.name)
                 assert planned is not None
                 case.compiled = dict(planned.manifest)  # with the real secrets' plan (env values are refs anyway)
-            self.pick_run_id(taken_run_ids)
+            self.pick_run_id({labels_of(job).get(TEST_RUN_LABEL) for job in self.earlier_jobs})
             self.events.emit(TestRunStarted(self.run_id, tuple(c.name for c in self.cases)))
             self.interrupted = await _interruptible(self.stop, self.run_cases)
             return await self.finish()
 
-    async def read_live(self, deadline: Deadline) -> tuple[Inventory, set[str | None]]:
-        """The environment's inventory (only what the readiness check needs) and the run ids taken.
+    async def read_live(self, deadline: Deadline) -> Inventory:
+        """The environment's inventory (only what the readiness check needs); the earlier runs' Jobs.
 
         Concurrently: the reads are independent, and each is one round trip.
         """
         draft = self.draft or self.plans.with_tests(None)
         inventories: list[Inventory] = []
-        taken: set[str | None] = set()
 
         async def read_environment() -> None:
             inventories.append(
@@ -567,21 +567,16 @@ class _Run:
                 )
             )
 
-        async def read_run_ids() -> None:
-            taken.update(await self.taken_run_ids(deadline))
+        async def read_earlier_jobs() -> None:
+            listing = await list_objects(
+                self.api, JOB, draft.namespace, deadline=deadline, label_selector=test_jobs_selector(draft.environment)
+            )
+            self.earlier_jobs = list(listing.items)
 
         async with task_group() as group:
             group.start_soon(read_environment)
-            group.start_soon(read_run_ids)
-        return inventories[0], taken
-
-    async def taken_run_ids(self, deadline: Deadline) -> set[str | None]:
-        """The run ids the test Jobs of this environment carry (none when its namespace does not exist)."""
-        draft = self.draft or self.plans.with_tests(None)
-        listing = await list_objects(
-            self.api, JOB, draft.namespace, deadline=deadline, label_selector=test_jobs_selector(draft.environment)
-        )
-        return {labels_of(job).get(TEST_RUN_LABEL) for job in listing.items}
+            group.start_soon(read_earlier_jobs)
+        return inventories[0]
 
     def pick_run_id(self, taken: set[str | None]) -> None:
         """A run id no Job of this environment carries (a clash is one in a billion, but never adopt a Job)."""
@@ -861,10 +856,11 @@ class _Run:
         self.events.emit(TestJobsDeleted(self.run_id, tuple(jobs), reason))
 
     async def prune_old_runs(self, deadline: Deadline) -> None:
-        listing = await list_objects(
-            self.api, JOB, self.namespace, deadline=deadline, label_selector=test_jobs_selector(self.environment)
-        )
-        doomed = runs_to_prune(listing.items, environment=self.environment, current_run=self.run_id)
+        # From the Jobs listed at the start (no second list on the way out) and this run's own.
+        # A run that began meanwhile is missing from them: it can only make this prune keep
+        # more (never delete a newer run), and the next run's prune counts it.
+        jobs = [*self.earlier_jobs, *(case.manifest for case in self.cases if case.job)]
+        doomed = runs_to_prune(jobs, environment=self.environment, current_run=self.run_id)
         if doomed:
             await self.delete_jobs(doomed, reason="pruned", deadline=deadline)
 
