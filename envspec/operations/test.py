@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -378,7 +379,7 @@ def readiness_types(plan: Plan) -> list[kinds.ResourceType]:
     wanted = {kinds.MANAGED_KINDS[("v1", "ResourceQuota")]}
     for obj in plan.objects:
         rtype = kinds.MANAGED_KINDS.get((obj.api_version, obj.kind))
-        if rtype is not None and obj.kind != "Job":
+        if rtype is not None and obj.kind not in ("Job", "Namespace"):  # the namespace is read by its name
             wanted.add(rtype)
     return sorted(wanted, key=lambda t: t.plural)
 
@@ -516,6 +517,7 @@ class _Run:
         self.reported = anyio.Event()  # set when a test_finished is emitted (what `drain` waits for)
         self.draft: Plan | None = None  # the plan with tests, without the live secrets (compiled once)
         self.earlier_jobs: list[Json] = []  # the test Jobs of earlier runs, listed at the start
+        self.following = False  # the tests' Jobs are being created and followed
 
     # ---------------------------------------------------------------- the run
 
@@ -523,34 +525,51 @@ class _Run:
         async with connect(self.target) as api:
             self.api = api
             deadline = Deadline(self.options.apply.timeout_seconds)
-            inventory = await self.read_live(deadline)
-            prepared = await prepare(api, self.plans.with_tests, deadline=deadline, inventory=inventory)
-            plan = prepared.plan
-            self.environment, self.namespace = plan.environment, plan.namespace
-            self.events = self.events.about(plan.environment, plan.namespace).with_secrets(prepared.secrets.values())
-            inventory = prepared.inventory
-            if inventory.namespace is None:
-                raise NotReadyError(
-                    f"environment {plan.environment} is not on the cluster (no namespace {plan.namespace}): "
-                    "run `envspec up` first, or pass --up"
-                )
-            problems = not_ready(plan, inventory.objects, inventory.namespace)
-            if problems:
-                raise NotReadyError(
-                    f"environment {plan.environment} is not ready: {'; '.join(problems)} "
-                    "(run `envspec up`, or pass --up)"
-                )
-            live_quota = next((o for k, o in inventory.objects.items() if k[1] == "ResourceQuota"), None)
-            self.room = room_left(live_quota, environment_need(plan))
-            check_fit(self.cases, self.room, where=f"the quota of namespace {plan.namespace}")
-            for case in self.cases:
-                planned = plan.find("Job", case.name)
-                assert planned is not None
-                case.compiled = dict(planned.manifest)  # with the real secrets' plan (env values are refs anyway)
-            self.pick_run_id({labels_of(job).get(TEST_RUN_LABEL) for job in self.earlier_jobs})
-            self.events.emit(TestRunStarted(self.run_id, tuple(c.name for c in self.cases)))
-            self.interrupted = await _interruptible(self.stop, self.run_cases)
+            try:
+                async with cluster_view(api) as view:
+                    # Started before the readiness check: their first lists overlap its reads.
+                    self.start_informers(view)
+                    await self.check_ready(deadline)
+                    self.events.emit(TestRunStarted(self.run_id, tuple(c.name for c in self.cases)))
+                    self.interrupted = await _interruptible(self.stop, partial(self.run_cases, view))
+            except ClusterError:
+                if self.following:
+                    self.write_report()  # what is known, before the error ends the command
+                raise
             return await self.finish()
+
+    async def check_ready(self, deadline: Deadline) -> None:
+        """The environment is live and ready, and each test fits its quota; the run id is picked."""
+        inventory = await self.read_live(deadline)
+        prepared = await prepare(self.api, self.plans.with_tests, deadline=deadline, inventory=inventory)
+        plan = prepared.plan
+        self.environment, self.namespace = plan.environment, plan.namespace
+        self.events = self.events.about(plan.environment, plan.namespace).with_secrets(prepared.secrets.values())
+        inventory = prepared.inventory
+        if inventory.namespace is None:
+            raise NotReadyError(
+                f"environment {plan.environment} is not on the cluster (no namespace {plan.namespace}): "
+                "run `envspec up` first, or pass --up"
+            )
+        problems = not_ready(plan, inventory.objects, inventory.namespace)
+        if problems:
+            raise NotReadyError(
+                f"environment {plan.environment} is not ready: {'; '.join(problems)} (run `envspec up`, or pass --up)"
+            )
+        live_quota = next((o for k, o in inventory.objects.items() if k[1] == "ResourceQuota"), None)
+        self.room = room_left(live_quota, environment_need(plan))
+        check_fit(self.cases, self.room, where=f"the quota of namespace {plan.namespace}")
+        for case in self.cases:
+            planned = plan.find("Job", case.name)
+            assert planned is not None
+            case.compiled = dict(planned.manifest)  # with the real secrets' plan (env values are refs anyway)
+        self.pick_run_id({labels_of(job).get(TEST_RUN_LABEL) for job in self.earlier_jobs})
+
+    def start_informers(self, view: ClusterView) -> None:
+        """The Jobs, pods and events of the namespace, which `follow` reads."""
+        view.start(JOB, self.namespace)
+        view.start(kinds.POD, self.namespace)
+        view.start(kinds.EVENT, self.namespace, only_new=True)
 
     async def read_live(self, deadline: Deadline) -> Inventory:
         """The environment's inventory (only what the readiness check needs); the earlier runs' Jobs.
@@ -583,25 +602,22 @@ class _Run:
         while self.run_id in taken or not is_run_id(self.run_id):
             self.run_id = new_run_id()
 
-    async def run_cases(self) -> None:
+    async def run_cases(self, view: ClusterView) -> None:
         timeout = self.options.timeout_seconds
         if timeout is None:
             timeout = sum((c.timeout_seconds or 0) for c in self.cases) + TIMEOUT_MARGIN_SECONDS
         self.limit = timeout
-        try:
-            async with cluster_view(self.api) as view, task_group() as streams:
-                with anyio.move_on_after(timeout) as timer:
-                    await self.follow(view, streams)
-                    await self.drain()
-                streams.cancel_scope.cancel()
-            if timer.cancelled_caught:
-                self.out_of_time(timeout)
-        except ClusterError:
-            self.write_report()  # what is known, before the error ends the command
-            raise
+        self.following = True
+        async with task_group() as streams:
+            with anyio.move_on_after(timeout) as timer:
+                await self.follow(view, streams)
+                await self.drain()
+            streams.cancel_scope.cancel()
+        if timer.cancelled_caught:
+            self.out_of_time(timeout)
 
     async def follow(self, view: ClusterView, streams: TaskGroup) -> None:
-        jobs = view.start(JOB, self.namespace)
+        jobs = view.start(JOB, self.namespace)  # started already (`start_informers`): found again
         pods = view.start(kinds.POD, self.namespace)
         events = view.start(kinds.EVENT, self.namespace, only_new=True)
         for informer in (jobs, pods, events):
