@@ -582,7 +582,12 @@ class _Run:
         async def read_environment() -> None:
             inventories.append(
                 await read_inventory(
-                    self.api, draft.environment, draft.namespace, deadline=deadline, only_types=readiness_types(draft)
+                    self.api,
+                    draft.environment,
+                    draft.namespace,
+                    deadline=deadline,
+                    only_types=readiness_types(draft),
+                    expect_namespace=True,
                 )
             )
 
