@@ -35,6 +35,7 @@ from envspec.operations.test import (
     exit_code_of,
     not_ready,
     pod_need,
+    readiness_types,
     room_left,
     select_tests,
 )
@@ -174,6 +175,15 @@ def test_readiness_names_what_is_missing_or_not_ready() -> None:
     assert "statefulset/db: missing" in problems
     assert any(p.startswith("deployment/api: ") and "1/2" in p for p in problems)
     assert not any(p.startswith("job/") for p in problems)
+
+
+def test_readiness_reads_the_plans_own_kinds_and_the_quota_only() -> None:
+    compiled = plan()
+    read = {(t.api_version, t.kind) for t in readiness_types(compiled)}
+    planned = {(o.api_version, o.kind) for o in compiled.objects if o.kind not in ("Job", "Namespace")}
+    assert read == planned | {("v1", "ResourceQuota")}
+    assert ("batch/v1", "Job") not in read  # the tests: not_ready skips them, the run lists its own
+    assert ("rbac.authorization.k8s.io/v1", "ClusterRole") not in read  # nothing of the plan: not listed
 
 
 def test_reconcile_never_prunes_a_test_runs_job() -> None:

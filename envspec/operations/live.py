@@ -14,19 +14,30 @@ from envspec.meta import belongs_to, environment_selector, is_test_run_object, k
 
 
 async def read_inventory(
-    api: Any, environment: str, namespace: str, *, deadline: Deadline, extra_types: Iterable[kinds.ResourceType] = ()
+    api: Any,
+    environment: str,
+    namespace: str,
+    *,
+    deadline: Deadline,
+    extra_types: Iterable[kinds.ResourceType] = (),
+    only_types: Iterable[kinds.ResourceType] | None = None,
+    expect_namespace: bool = False,
 ) -> Inventory:
     """The namespace (whatever its labels) and every object labelled for `environment`.
 
-    One list per kind envspec manages, concurrently: the namespaced kinds only when
-    the namespace exists.
+    One list per kind envspec manages (or per kind of `only_types`, for a reader that
+    needs no more than those), concurrently: the namespaced kinds only when the
+    namespace exists. With `expect_namespace` (a reader of an environment that should
+    be up), they are listed together with reading the namespace rather than after it
+    (one round trip less), and dropped if it turns out not to exist.
     """
     inventory = Inventory()
-    inventory.namespace = await get_object(api, kinds.NAMESPACE, namespace, None, deadline=deadline)
-    types = {t for t in [*kinds.MANAGED_KINDS.values(), *extra_types] if t.kind != "Namespace"}
-    if inventory.namespace is None:
-        types = {t for t in types if not t.namespaced}
+    every = kinds.MANAGED_KINDS.values() if only_types is None else only_types
+    types = {t for t in [*every, *extra_types] if t.kind != "Namespace"}
     selector = environment_selector(environment)
+
+    async def read_namespace() -> None:
+        inventory.namespace = await get_object(api, kinds.NAMESPACE, namespace, None, deadline=deadline)
 
     async def collect(rtype: kinds.ResourceType) -> None:
         listing = await list_objects(api, rtype, namespace, deadline=deadline, label_selector=selector)
@@ -35,7 +46,15 @@ async def read_inventory(
             if belongs_to(item, environment) and not is_test_run_object(item):
                 inventory.objects[key_of(item)] = item
 
+    if not expect_namespace:
+        await read_namespace()
+        if inventory.namespace is None:
+            types = {t for t in types if not t.namespaced}
     async with task_group() as group:
+        if expect_namespace:
+            group.start_soon(read_namespace)
         for rtype in sorted(types, key=lambda t: t.plural):
             group.start_soon(collect, rtype)
+    if inventory.namespace is None:
+        inventory.objects = {key: obj for key, obj in inventory.objects.items() if key[2] is None}
     return inventory

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from envspec.events import (
     TestStarted,
     TestSummary,
 )
+from envspec.inventory import Inventory
 from envspec.kube import kinds
 from envspec.kube.client import ClusterTarget, connect
 from envspec.kube.deadline import Deadline
@@ -62,6 +64,7 @@ from envspec.lifecycle.signals import GracefulStop, graceful_stop
 from envspec.meta import TEST_LABEL, TEST_RUN_LABEL, key_of, labels_of, metadata_of, name_of
 from envspec.operations.down import down
 from envspec.operations.environments import EnvironmentRef
+from envspec.operations.live import read_inventory
 from envspec.operations.spec import TestPlans
 from envspec.operations.up import prepare, up
 from envspec.plan import Plan
@@ -370,6 +373,17 @@ def not_ready(plan: Plan, live: Mapping[tuple[str, str, str | None, str], Json],
     return problems
 
 
+def readiness_types(plan: Plan) -> list[kinds.ResourceType]:
+    """The kinds the readiness check and the quota's room read: the plan's own (not its Jobs,
+    the tests, which `not_ready` skips) and ResourceQuota; not every kind envspec manages."""
+    wanted = {kinds.MANAGED_KINDS[("v1", "ResourceQuota")]}
+    for obj in plan.objects:
+        rtype = kinds.MANAGED_KINDS.get((obj.api_version, obj.kind))
+        if rtype is not None and obj.kind not in ("Job", "Namespace"):  # the namespace is read by its name
+            wanted.add(rtype)
+    return sorted(wanted, key=lambda t: t.plural)
+
+
 def _log_time(nanos: int | None) -> str | None:
     if nanos is None:
         return None
@@ -420,6 +434,7 @@ async def _run_tests(
         check_fit(cases, room_left(_quota_of(draft), environment_need(draft)), where="the spec's quota")
     run = _Run(target, plans, cases, events, options, stop)
     run.environment, run.namespace = draft.environment, draft.namespace
+    run.draft = draft
     failure: BaseException | None = None
     try:
         if options.up:
@@ -499,6 +514,10 @@ class _Run:
         self.api: Any = None
         self.limit: float | None = None  # the tests' overall limit, in seconds
         self.cut_short: list[TestCase] = []  # still running when the overall limit passed
+        self.reported = anyio.Event()  # set when a test_finished is emitted (what `drain` waits for)
+        self.draft: Plan | None = None  # the plan with tests, without the live secrets (compiled once)
+        self.earlier_jobs: list[Json] = []  # the test Jobs of earlier runs, listed at the start
+        self.following = False  # the tests' Jobs are being created and followed
 
     # ---------------------------------------------------------------- the run
 
@@ -506,62 +525,104 @@ class _Run:
         async with connect(self.target) as api:
             self.api = api
             deadline = Deadline(self.options.apply.timeout_seconds)
-            prepared = await prepare(api, self.plans.with_tests, deadline=deadline)
-            plan = prepared.plan
-            self.environment, self.namespace = plan.environment, plan.namespace
-            self.events = self.events.about(plan.environment, plan.namespace).with_secrets(prepared.secrets.values())
-            inventory = prepared.inventory
-            if inventory.namespace is None:
-                raise NotReadyError(
-                    f"environment {plan.environment} is not on the cluster (no namespace {plan.namespace}): "
-                    "run `envspec up` first, or pass --up"
-                )
-            problems = not_ready(plan, inventory.objects, inventory.namespace)
-            if problems:
-                raise NotReadyError(
-                    f"environment {plan.environment} is not ready: {'; '.join(problems)} "
-                    "(run `envspec up`, or pass --up)"
-                )
-            live_quota = next((o for k, o in inventory.objects.items() if k[1] == "ResourceQuota"), None)
-            self.room = room_left(live_quota, environment_need(plan))
-            check_fit(self.cases, self.room, where=f"the quota of namespace {plan.namespace}")
-            for case in self.cases:
-                planned = plan.find("Job", case.name)
-                assert planned is not None
-                case.compiled = dict(planned.manifest)  # with the real secrets' plan (env values are refs anyway)
-            await self.pick_run_id(deadline)
-            self.events.emit(TestRunStarted(self.run_id, tuple(c.name for c in self.cases)))
-            self.interrupted = await _interruptible(self.stop, self.run_cases)
+            try:
+                async with cluster_view(api) as view:
+                    # Started before the readiness check: their first lists overlap its reads.
+                    self.start_informers(view)
+                    await self.check_ready(deadline)
+                    self.events.emit(TestRunStarted(self.run_id, tuple(c.name for c in self.cases)))
+                    self.interrupted = await _interruptible(self.stop, partial(self.run_cases, view))
+            except ClusterError:
+                if self.following:
+                    self.write_report()  # what is known, before the error ends the command
+                raise
             return await self.finish()
 
-    async def pick_run_id(self, deadline: Deadline) -> None:
+    async def check_ready(self, deadline: Deadline) -> None:
+        """The environment is live and ready, and each test fits its quota; the run id is picked."""
+        inventory = await self.read_live(deadline)
+        prepared = await prepare(self.api, self.plans.with_tests, deadline=deadline, inventory=inventory)
+        plan = prepared.plan
+        self.environment, self.namespace = plan.environment, plan.namespace
+        self.events = self.events.about(plan.environment, plan.namespace).with_secrets(prepared.secrets.values())
+        inventory = prepared.inventory
+        if inventory.namespace is None:
+            raise NotReadyError(
+                f"environment {plan.environment} is not on the cluster (no namespace {plan.namespace}): "
+                "run `envspec up` first, or pass --up"
+            )
+        problems = not_ready(plan, inventory.objects, inventory.namespace)
+        if problems:
+            raise NotReadyError(
+                f"environment {plan.environment} is not ready: {'; '.join(problems)} (run `envspec up`, or pass --up)"
+            )
+        live_quota = next((o for k, o in inventory.objects.items() if k[1] == "ResourceQuota"), None)
+        self.room = room_left(live_quota, environment_need(plan))
+        check_fit(self.cases, self.room, where=f"the quota of namespace {plan.namespace}")
+        for case in self.cases:
+            planned = plan.find("Job", case.name)
+            assert planned is not None
+            case.compiled = dict(planned.manifest)  # with the real secrets' plan (env values are refs anyway)
+        self.pick_run_id({labels_of(job).get(TEST_RUN_LABEL) for job in self.earlier_jobs})
+
+    def start_informers(self, view: ClusterView) -> None:
+        """The Jobs, pods and events of the namespace, which `follow` reads."""
+        view.start(JOB, self.namespace)
+        view.start(kinds.POD, self.namespace)
+        view.start(kinds.EVENT, self.namespace, only_new=True)
+
+    async def read_live(self, deadline: Deadline) -> Inventory:
+        """The environment's inventory (only what the readiness check needs); the earlier runs' Jobs.
+
+        Concurrently: the reads are independent, and each is one round trip.
+        """
+        draft = self.draft or self.plans.with_tests(None)
+        inventories: list[Inventory] = []
+
+        async def read_environment() -> None:
+            inventories.append(
+                await read_inventory(
+                    self.api,
+                    draft.environment,
+                    draft.namespace,
+                    deadline=deadline,
+                    only_types=readiness_types(draft),
+                    expect_namespace=True,
+                )
+            )
+
+        async def read_earlier_jobs() -> None:
+            listing = await list_objects(
+                self.api, JOB, draft.namespace, deadline=deadline, label_selector=test_jobs_selector(draft.environment)
+            )
+            self.earlier_jobs = list(listing.items)
+
+        async with task_group() as group:
+            group.start_soon(read_environment)
+            group.start_soon(read_earlier_jobs)
+        return inventories[0]
+
+    def pick_run_id(self, taken: set[str | None]) -> None:
         """A run id no Job of this environment carries (a clash is one in a billion, but never adopt a Job)."""
-        listing = await list_objects(
-            self.api, JOB, self.namespace, deadline=deadline, label_selector=test_jobs_selector(self.environment)
-        )
-        taken = {labels_of(job).get(TEST_RUN_LABEL) for job in listing.items}
         while self.run_id in taken or not is_run_id(self.run_id):
             self.run_id = new_run_id()
 
-    async def run_cases(self) -> None:
+    async def run_cases(self, view: ClusterView) -> None:
         timeout = self.options.timeout_seconds
         if timeout is None:
             timeout = sum((c.timeout_seconds or 0) for c in self.cases) + TIMEOUT_MARGIN_SECONDS
         self.limit = timeout
-        try:
-            async with cluster_view(self.api) as view, task_group() as streams:
-                with anyio.move_on_after(timeout) as timer:
-                    await self.follow(view, streams)
-                    await self.drain()
-                streams.cancel_scope.cancel()
-            if timer.cancelled_caught:
-                self.out_of_time(timeout)
-        except ClusterError:
-            self.write_report()  # what is known, before the error ends the command
-            raise
+        self.following = True
+        async with task_group() as streams:
+            with anyio.move_on_after(timeout) as timer:
+                await self.follow(view, streams)
+                await self.drain()
+            streams.cancel_scope.cancel()
+        if timer.cancelled_caught:
+            self.out_of_time(timeout)
 
     async def follow(self, view: ClusterView, streams: TaskGroup) -> None:
-        jobs = view.start(JOB, self.namespace)
+        jobs = view.start(JOB, self.namespace)  # started already (`start_informers`): found again
         pods = view.start(kinds.POD, self.namespace)
         events = view.start(kinds.EVENT, self.namespace, only_new=True)
         for informer in (jobs, pods, events):
@@ -569,6 +630,7 @@ class _Run:
         pending = list(self.cases)
         running: list[TestCase] = []
         while pending or running:
+            freed = False  # a test ended: a queued one may fit now, without waiting for the next change
             for case in list(pending):
                 if self.room.fits(case.need):
                     self.room.take(case.need)
@@ -600,11 +662,12 @@ class _Run:
                 running.remove(case)
                 case.finished_at = time.monotonic()
                 self.room.give_back(case.need)
+                freed = True
                 if outcome.result is Result.ERROR and not _finished(job):
                     # It would only keep trying (and hold its quota); its reason is in the report.
                     await self.delete_jobs([job], reason="not started")
                 streams.start_soon(self.report_when_drained, case)
-            if pending or running:
+            if (pending or running) and not (freed and pending):
                 with anyio.move_on_after(HEARTBEAT_SECONDS):
                     await view.changed.wait()
 
@@ -671,23 +734,27 @@ class _Run:
     async def drain(self) -> None:
         """Wait (a little) for every test's last log lines and its test_finished."""
         with anyio.move_on_after(LOG_DRAIN_SECONDS + 1):
-            for case in self.cases:
-                while case.outcome is not None and case.outcome.terminal and not case.reported:
-                    await anyio.sleep(0.05)
+            while any(case.outcome is not None and case.outcome.terminal and not case.reported for case in self.cases):
+                await self.reported.wait()
+                self.reported = anyio.Event()
 
     async def report_when_drained(self, case: TestCase) -> None:
         ended = time.monotonic()
         with anyio.move_on_after(LOG_DRAIN_SECONDS):
-            while not all(done.is_set() for done in case.log_streams.values()):
-                if time.monotonic() - max(ended, case.last_line_at) >= LOG_QUIET_SECONDS:
+            while streaming := [done for done in case.log_streams.values() if not done.is_set()]:
+                quiet_left = LOG_QUIET_SECONDS - (time.monotonic() - max(ended, case.last_line_at))
+                if quiet_left <= 0:
                     break
-                await anyio.sleep(0.05)
+                # Woken by the stream's end, or when the quiet period would be over (a newer line restarts it).
+                with anyio.move_on_after(quiet_left):
+                    await streaming[0].wait()
         self.report_finished(case)
 
     def report_finished(self, case: TestCase) -> None:
         if case.reported:
             return
         case.reported = True
+        self.reported.set()
         outcome = case.outcome
         self.events.emit(
             TestFinished(
@@ -810,10 +877,11 @@ class _Run:
         self.events.emit(TestJobsDeleted(self.run_id, tuple(jobs), reason))
 
     async def prune_old_runs(self, deadline: Deadline) -> None:
-        listing = await list_objects(
-            self.api, JOB, self.namespace, deadline=deadline, label_selector=test_jobs_selector(self.environment)
-        )
-        doomed = runs_to_prune(listing.items, environment=self.environment, current_run=self.run_id)
+        # From the Jobs listed at the start (no second list on the way out) and this run's own.
+        # A run that began meanwhile is missing from them: it can only make this prune keep
+        # more (never delete a newer run), and the next run's prune counts it.
+        jobs = [*self.earlier_jobs, *(case.manifest for case in self.cases if case.job)]
+        doomed = runs_to_prune(jobs, environment=self.environment, current_run=self.run_id)
         if doomed:
             await self.delete_jobs(doomed, reason="pruned", deadline=deadline)
 
@@ -821,13 +889,18 @@ class _Run:
         self, jobs: Sequence[Mapping[str, Any]], *, reason: str, deadline: Deadline | None = None
     ) -> None:
         deadline = deadline or Deadline(self.options.apply.timeout_seconds)
-        for job in jobs:
-            await delete_object(
-                self.api, JOB, name_of(job), self.namespace, deadline=deadline, uid=metadata_of(job).get("uid")
-            )
+        # Concurrently: one round trip for all of them rather than one each.
+        async with task_group() as group:
+            for job in jobs:
+                group.start_soon(self.delete_job, job, deadline)
         run_ids = {labels_of(job).get(TEST_RUN_LABEL) for job in jobs}
         run_id = run_ids.pop() if len(run_ids) == 1 else None
         self.events.emit(TestJobsDeleted(run_id, tuple(name_of(job) for job in jobs), reason))
+
+    async def delete_job(self, job: Mapping[str, Any], deadline: Deadline) -> None:
+        await delete_object(
+            self.api, JOB, name_of(job), self.namespace, deadline=deadline, uid=metadata_of(job).get("uid")
+        )
 
 
 def _finished(job: Json) -> bool:
