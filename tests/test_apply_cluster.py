@@ -227,7 +227,7 @@ def test_fullstack_up_is_ready_and_status_says_so(
     table = envspec("status", "--name", "fullstack", "--id", env_id)
     assert table.code == 0
     assert f"namespace {namespace}  ready 13/13  expires in 1h59m" in table.out
-    assert re.search(r"5\s+deployment/api\s+yes\s+2/2 ready", table.out)
+    assert re.search(r"6\s+deployment/api\s+yes\s+2/2 ready", table.out)  # waves counted from 1, as up does
 
     password = secret_value(kubectl, namespace, "db-credentials", "password")
     assert len(password) >= 24
@@ -468,7 +468,7 @@ def test_unschedulable_pods_fail_at_once_with_the_schedulers_reason(
         anyio.run(partial(up_environment, ClusterTarget(kubeconfig), build, sink=Recorder()))
     status = envspec("status", "--name", name)
     assert status.code == ExitCode.NOT_READY
-    assert re.search(r"5\s+deployment/web\s+FAILED\s+pod web-\S+ cannot be scheduled", status.out)
+    assert re.search(r"6\s+deployment/web\s+FAILED\s+pod web-\S+ cannot be scheduled", status.out)
     assert f"error: 1 of 6 objects of {name} are not ready" in status.err
 
 
