@@ -34,8 +34,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from envspec.cluster import ClusterInfo, cluster_up
 from envspec.cluster.paths import Layout
@@ -203,6 +205,20 @@ def envspec_env(cluster: ClusterInfo) -> dict[str, str]:
     env = dict(os.environ, KUBECONFIG=cluster.kubeconfig)
     env.pop("K8S_IN_CLUSTER", None)
     return env
+
+
+def printed_manifests(command: str, *args: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The documents `envspec COMMAND --print-manifests ARGS` prints (gc, worker, serve); no cluster needed."""
+    result = subprocess.run(
+        [*ENVSPEC, command, "--print-manifests", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in YAML(typ="safe").load_all(result.stdout) if doc]
 
 
 def run_envspec(cluster: ClusterInfo, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -22,21 +22,13 @@ from envspec.api.manifests import API_NAME, serve_manifests
 from envspec.cluster import ClusterInfo
 from envspec.plan import MANAGED_BY_LABEL
 from tests.api_fixtures import ApiFactory, json_of
-from tests.cluster_fixtures import kubectl, run_kubectl
+from tests.cluster_fixtures import kubectl, printed_manifests, run_kubectl
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def print_manifests(*args: str) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "envspec", "serve", "--print-manifests", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in YAML(typ="safe").load_all(result.stdout) if doc]
+    return printed_manifests("serve", *args)
 
 
 def test_printed_manifests_pass_strict_schema_validation() -> None:

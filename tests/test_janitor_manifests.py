@@ -14,26 +14,18 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from ruamel.yaml import YAML
 
 from envspec.cluster import ClusterInfo
 from envspec.lifecycle.janitor import JANITOR_NAME, janitor_manifests
 from envspec.plan import MANAGED_BY_LABEL
+from tests.cluster_fixtures import printed_manifests
 from tests.cluster_fixtures import run_kubectl as kubectl
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def print_manifests(*args: str) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "envspec", "gc", "--print-manifests", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in YAML(typ="safe").load_all(result.stdout) if doc]
+    return printed_manifests("gc", *args)
 
 
 def test_printed_manifests_pass_strict_schema_validation() -> None:

@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 from envspec.cluster import ClusterInfo
 from envspec.plan import MANAGED_BY_LABEL
 from envspec.worker.manifests import WORKER_NAME, worker_manifests
-from tests.cluster_fixtures import envspec_env
+from tests.cluster_fixtures import envspec_env, printed_manifests
 from tests.cluster_fixtures import run_kubectl as kubectl
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,16 +28,7 @@ QUICKSTART = REPO / "examples" / "quickstart" / "maestro-env.yaml"
 
 
 def print_manifests(*args: str) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "envspec", "worker", "--print-manifests", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", "K8S_NAMESPACE_PREFIX": "quality-fabric"},
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in YAML(typ="safe").load_all(result.stdout) if doc]
+    return printed_manifests("worker", *args, env={"PATH": "/usr/bin:/bin", "K8S_NAMESPACE_PREFIX": "quality-fabric"})
 
 
 def test_printed_manifests_pass_strict_schema_validation() -> None:
