@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
+from local_redis import local_redis
 
 from envspec.report.redis_sink import RedisStreamSink
 from envspec.worker.streams import ConsumerConfig, Result, StreamConsumer, StreamMessage
@@ -46,13 +43,6 @@ class Envelope:
     namespace: str | None
     time: datetime
     event: Event
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def bench_sink(url: str, count: int) -> None:
@@ -122,42 +112,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        server = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                directory,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            url = f"redis://127.0.0.1:{port}/0"
-            for _ in range(100):
-                try:
-                    redis.Redis.from_url(url).ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.05)
-            asyncio.run(bench_sink(url, 10_000))
-            for workers in (1, 2):
-                rates = [asyncio.run(bench_consumers(url, args.jobs, workers)) for _ in range(args.repeat)]
-                print(f"  median {statistics.median(rates):.0f} jobs/s with {workers} worker(s)")
-        finally:
-            server.terminate()
-            server.wait(10)
+    with local_redis() as url:
+        asyncio.run(bench_sink(url, 10_000))
+        for workers in (1, 2):
+            rates = [asyncio.run(bench_consumers(url, args.jobs, workers)) for _ in range(args.repeat)]
+            print(f"  median {statistics.median(rates):.0f} jobs/s with {workers} worker(s)")
 
 
 if __name__ == "__main__":

@@ -21,13 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime
@@ -35,6 +32,7 @@ from typing import Any
 
 import anyio
 import redis
+from local_redis import local_redis
 
 from envspec.events import Envelope
 from envspec.kube.client import ClusterTarget
@@ -47,13 +45,6 @@ PREFIX = "bench:worker"
 JOBS, RESULTS = f"{PREFIX}:jobs", f"{PREFIX}:results"
 WORKER = [sys.executable, "-m", "envspec", "worker", "--stream-prefix", PREFIX]
 CONFIG = {"app_image": "myapp:latest", "app_port": 8000, "database": "postgresql", "ttl_minutes": 30}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def start_workers(url: str, count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
@@ -198,95 +189,66 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--sequential", type=int, default=5, help="requests sent one at a time, for the overhead")
     options = parser.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None or not os.environ.get("KUBECONFIG"):
-        raise SystemExit("needs redis-server and KUBECONFIG (the local cluster)")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        server = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                directory,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            client = redis.Redis.from_url(url, decode_responses=True)
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.05)
-            cursor = "0"
-            throughput: dict[int, float] = {}
-            for workers_count in (1, 2):
-                client.delete(JOBS)  # a fresh group: the consumers counted are this run's
-                workers = start_workers(url, workers_count, options.concurrency)
-                wait_ready(client, workers_count)
-                try:
-                    ids = [f"b{workers_count}-{uuid.uuid4().hex[:6]}" for _ in range(options.requests)]
-                    created, create_latency, cursor = batch(client, "create", ids, cursor)
-                    deleted, delete_latency, cursor = batch(client, "delete", ids, cursor)
-                finally:
-                    stop_workers(workers)
-                jobs_per_minute = 2 * options.requests / (created + deleted) * 60
-                throughput[workers_count] = jobs_per_minute
-                latency = create_latency + delete_latency
-                print(
-                    f"{workers_count} worker(s) x concurrency {options.concurrency}: {options.requests} creates in "
-                    f"{created:.1f}s, {options.requests} deletes in {deleted:.1f}s: {jobs_per_minute:.0f} jobs/min; "
-                    f"request-to-result p50 {percentile(latency, 0.5):.2f}s, p95 {percentile(latency, 0.95):.2f}s "
-                    f"(median create {statistics.median(create_latency):.2f}s, delete "
-                    f"{statistics.median(delete_latency):.2f}s; {load()})"
-                )
-            print(f"2 workers / 1 worker throughput: {throughput[2] / throughput[1]:.2f}x")
-
-            direct: dict[str, list[float]] = {"create": [], "delete": []}
-            for _ in range(options.sequential):
-                for request in pair(f"inp-{uuid.uuid4().hex[:6]}"):
-                    direct[request["operation"]].append(in_process(request))
-
-            client.delete(JOBS)
-            workers = start_workers(url, 1, 1)
-            wait_ready(client, 1)
-            streamed: dict[str, list[float]] = {"create": [], "delete": []}
-            beyond_duration: list[float] = []
+    if not os.environ.get("KUBECONFIG"):
+        raise SystemExit("needs KUBECONFIG (the local cluster)")
+    with local_redis() as url:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        cursor = "0"
+        throughput: dict[int, float] = {}
+        for workers_count in (1, 2):
+            client.delete(JOBS)  # a fresh group: the consumers counted are this run's
+            workers = start_workers(url, workers_count, options.concurrency)
+            wait_ready(client, workers_count)
             try:
-                for _ in range(options.sequential):
-                    for request in pair(f"seq-{uuid.uuid4().hex[:6]}"):
-                        sent = send(client, [request])
-                        results, cursor = wait_results(client, sent, cursor)
-                        result = results[request["job_id"]]
-                        latency_ms = result_ms(result) - sent[request["job_id"]]
-                        streamed[request["operation"]].append(latency_ms / 1000)
-                        beyond_duration.append(latency_ms - int(result["duration_ms"]))
+                ids = [f"b{workers_count}-{uuid.uuid4().hex[:6]}" for _ in range(options.requests)]
+                created, create_latency, cursor = batch(client, "create", ids, cursor)
+                deleted, delete_latency, cursor = batch(client, "delete", ids, cursor)
             finally:
                 stop_workers(workers)
-            for operation in ("create", "delete"):
-                through, inside = statistics.median(streamed[operation]), statistics.median(direct[operation])
-                print(
-                    f"{operation}, one at a time ({options.sequential} each): through the stream median "
-                    f"{through * 1000:.0f} ms, in-process median {inside * 1000:.0f} ms: overhead "
-                    f"{(through - inside) * 1000:.0f} ms per job ({load()})"
-                )
+            jobs_per_minute = 2 * options.requests / (created + deleted) * 60
+            throughput[workers_count] = jobs_per_minute
+            latency = create_latency + delete_latency
             print(
-                f"per-job overhead (latency - the job's own duration_ms, {len(beyond_duration)} jobs): median "
-                f"{statistics.median(beyond_duration):.0f} ms, max {max(beyond_duration):.0f} ms"
+                f"{workers_count} worker(s) x concurrency {options.concurrency}: {options.requests} creates in "
+                f"{created:.1f}s, {options.requests} deletes in {deleted:.1f}s: {jobs_per_minute:.0f} jobs/min; "
+                f"request-to-result p50 {percentile(latency, 0.5):.2f}s, p95 {percentile(latency, 0.95):.2f}s "
+                f"(median create {statistics.median(create_latency):.2f}s, delete "
+                f"{statistics.median(delete_latency):.2f}s; {load()})"
             )
+        print(f"2 workers / 1 worker throughput: {throughput[2] / throughput[1]:.2f}x")
+
+        direct: dict[str, list[float]] = {"create": [], "delete": []}
+        for _ in range(options.sequential):
+            for request in pair(f"inp-{uuid.uuid4().hex[:6]}"):
+                direct[request["operation"]].append(in_process(request))
+
+        client.delete(JOBS)
+        workers = start_workers(url, 1, 1)
+        wait_ready(client, 1)
+        streamed: dict[str, list[float]] = {"create": [], "delete": []}
+        beyond_duration: list[float] = []
+        try:
+            for _ in range(options.sequential):
+                for request in pair(f"seq-{uuid.uuid4().hex[:6]}"):
+                    sent = send(client, [request])
+                    results, cursor = wait_results(client, sent, cursor)
+                    result = results[request["job_id"]]
+                    latency_ms = result_ms(result) - sent[request["job_id"]]
+                    streamed[request["operation"]].append(latency_ms / 1000)
+                    beyond_duration.append(latency_ms - int(result["duration_ms"]))
         finally:
-            server.terminate()
-            server.wait(10)
+            stop_workers(workers)
+        for operation in ("create", "delete"):
+            through, inside = statistics.median(streamed[operation]), statistics.median(direct[operation])
+            print(
+                f"{operation}, one at a time ({options.sequential} each): through the stream median "
+                f"{through * 1000:.0f} ms, in-process median {inside * 1000:.0f} ms: overhead "
+                f"{(through - inside) * 1000:.0f} ms per job ({load()})"
+            )
+        print(
+            f"per-job overhead (latency - the job's own duration_ms, {len(beyond_duration)} jobs): median "
+            f"{statistics.median(beyond_duration):.0f} ms, max {max(beyond_duration):.0f} ms"
+        )
 
 
 if __name__ == "__main__":
