@@ -586,3 +586,19 @@ def test_the_group_help_names_only_commands_that_exist() -> None:
     assert summary is not None
     for name in summary.group(1).split(", "):
         assert run(name, "--help").exit_code == 0, name
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:s3cret@redis", "http://u:****@redis: must start with redis://, rediss:// or unix://"),
+        ("redis://u:s3cret@redis:port/0", "<unparsable Redis URL>: Port could not be cast to integer value"),
+    ],
+)
+def test_worker_refuses_a_redis_url_redis_py_would_refuse_as_a_usage_error_with_the_password_masked(
+    url: str, shown: str
+) -> None:
+    result = run("worker", "--redis", url)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--redis': {shown}" in result.output
+    assert "s3cret" not in result.output

@@ -154,22 +154,24 @@ def discard_stdout() -> None:
 REPORT_REDIS_META = "envspec.report_redis"  # where `--report-redis` leaves its URL for `cli.run`
 
 
-def _remember_report_url(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+def checked_redis_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: a Redis URL option, refused as a usage error (its password masked)
+    when redis-py would refuse it later."""
     if value is None or not value.strip():
-        return
-    from urllib.parse import urlsplit
-
-    from envspec.report.redis_url import mask_url
+        return None
+    from envspec.report.redis_url import mask_url, redis_url_problem
 
     url = value.strip()
-    try:
-        scheme = urlsplit(url).scheme
-        urlsplit(url).port  # noqa: B018  (raises ValueError for a bad port)
-    except ValueError as exc:
-        raise click.BadParameter(f"{mask_url(url)}: {exc}", ctx, param) from None
-    if scheme not in ("redis", "rediss", "unix"):
-        raise click.BadParameter(f"{mask_url(url)}: must start with redis://, rediss:// or unix://", ctx, param)
-    ctx.meta[REPORT_REDIS_META] = url
+    problem = redis_url_problem(url)
+    if problem is not None:
+        raise click.BadParameter(f"{mask_url(url)}: {problem}", ctx, param)
+    return url
+
+
+def _remember_report_url(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    url = checked_redis_url(ctx, param, value)
+    if url is not None:
+        ctx.meta[REPORT_REDIS_META] = url
 
 
 def report_option(func: F) -> F:

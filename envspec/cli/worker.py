@@ -8,12 +8,19 @@ import sys
 
 import click
 
-from envspec.cli.options import Duration, cluster_options, output_format, target
+from envspec.cli.options import Duration, checked_redis_url, cluster_options, output_format, target
 from envspec.cli.run import run_service
 
 
 @click.command("worker")
-@click.option("--redis", "redis_url", metavar="URL", default=None, help="Redis URL [default: $REDIS_URL].")
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    default=None,
+    callback=checked_redis_url,
+    help="Redis URL [default: $REDIS_URL].",
+)
 @click.option(
     "--stream-prefix",
     metavar="PREFIX",

@@ -5,6 +5,19 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 PASSWORD_MASK = "****"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What makes `url` unusable as a Redis URL (as redis-py would refuse it), or None."""
+    try:
+        scheme = urlsplit(url).scheme
+        urlsplit(url).port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as exc:
+        return str(exc)
+    if scheme not in REDIS_SCHEMES:
+        return "must start with redis://, rediss:// or unix://"
+    return None
 
 
 def mask_url(url: str) -> str:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from envspec.defaults import DEFAULT_NAMESPACE_PREFIX
 from envspec.errors import EnvspecError
 from envspec.model import DNS_LABEL
-from envspec.report.redis_url import mask_url
+from envspec.report.redis_url import mask_url, redis_url_problem
 from envspec.units import parse_quantity
 
 DEFAULT_TTL_MINUTES = 60
@@ -24,7 +24,6 @@ DEFAULT_TTL_MINUTES = 60
 MAX_TTL_MINUTES = 36500 * 24 * 60
 MAX_DIGITS = 18  # every setting fits; int() of more is never needed
 NAMESPACE_PREFIX_MAX_LENGTH = 40  # as envspec.validation.meaning allows for namespacePrefix
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class SettingsError(EnvspecError):
@@ -121,14 +120,9 @@ def _get(environ: Mapping[str, str], name: str) -> str | None:
 def _redis_url(environ: Mapping[str, str], problems: list[str]) -> str | None:
     url = _get(environ, "REDIS_URL")
     if url is not None:
-        try:
-            scheme = urlsplit(url).scheme
-            urlsplit(url).port  # noqa: B018  (raises ValueError for a bad port)
-        except ValueError as exc:
-            problems.append(f"REDIS_URL={mask_url(url)!r}: {exc}")
-            return None
-        if scheme not in REDIS_SCHEMES:
-            problems.append(f"REDIS_URL={mask_url(url)!r}: must start with redis://, rediss:// or unix://")
+        problem = redis_url_problem(url)
+        if problem is not None:
+            problems.append(f"REDIS_URL={mask_url(url)!r}: {problem}")
             return None
         return url
     host = _get(environ, "REDIS_HOST")
