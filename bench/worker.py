@@ -13,7 +13,9 @@ in-process directly: `--sequential` create + delete pairs served in this process
 as many sent one at a time through the stream to one worker; the overhead is the median
 request-to-result latency minus the median in-process time, per operation, and also
 latency minus the job's own `duration_ms` (what serving took inside the worker). The
-load average is printed beside each figure: the machine is shared.
+load average is printed beside each figure: the machine is shared. Beside each batch, where
+the CPU went (bench/machine_cpu.py): when the machine is already full with one worker, a
+second cannot add throughput, and the figures show it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 import anyio
 import redis
 from local_redis import local_redis
+from machine_cpu import cpu_meter
 
 from envspec.events import Envelope
 from envspec.kube.client import ClusterTarget
@@ -166,16 +169,20 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def batch(client: redis.Redis, operation: str, ids: list[str], cursor: str) -> tuple[float, list[float], str]:
+def batch(
+    client: redis.Redis, operation: str, ids: list[str], cursor: str, workers: list[subprocess.Popen[bytes]]
+) -> tuple[float, list[float], str]:
     requests: list[dict[str, Any]] = [
         {"job_id": f"{operation}-{execution_id}", "execution_id": execution_id, "operation": operation}
         | ({"config": CONFIG} if operation == "create" else {})
         for execution_id in ids
     ]
-    started = time.monotonic()
-    sent = send(client, requests)
-    results, cursor = wait_results(client, sent, cursor)
-    seconds = time.monotonic() - started
+    with cpu_meter([worker.pid for worker in workers]) as meter:
+        started = time.monotonic()
+        sent = send(client, requests)
+        results, cursor = wait_results(client, sent, cursor)
+        seconds = time.monotonic() - started
+    print(f"  {len(ids)} {operation}s with {len(workers)} worker(s): {meter.describe()}")
     failed = [r for r in results.values() if r["status"] != "success"]
     if failed:
         raise SystemExit(f"{len(failed)} {operation} requests failed, e.g. {failed[0].get('error')}")
@@ -201,8 +208,8 @@ def main() -> None:
             wait_ready(client, workers_count)
             try:
                 ids = [f"b{workers_count}-{uuid.uuid4().hex[:6]}" for _ in range(options.requests)]
-                created, create_latency, cursor = batch(client, "create", ids, cursor)
-                deleted, delete_latency, cursor = batch(client, "delete", ids, cursor)
+                created, create_latency, cursor = batch(client, "create", ids, cursor, workers)
+                deleted, delete_latency, cursor = batch(client, "delete", ids, cursor, workers)
             finally:
                 stop_workers(workers)
             jobs_per_minute = 2 * options.requests / (created + deleted) * 60

@@ -10,11 +10,13 @@ defaults that depend on the process environment or on other fields in envspec/de
 from __future__ import annotations
 
 import re
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from envspec.units import NEVER, OutOfRange, parse_duration, parse_quantity_in_range
 
@@ -312,14 +314,19 @@ HttpPath = Annotated[str, BeforeValidator(_http_path), WithJsonSchema({"type": "
 
 
 class SpecModel(BaseModel):
-    """Base: camelCase keys as written in YAML, unknown keys rejected."""
+    """Base: camelCase keys as written in YAML, unknown keys rejected.
+
+    The docstring under each field is its description in the JSON Schema. `json_schema()`
+    reads them from this file when asked for the schema, rather than pydantic's
+    `use_attribute_docstrings` at every import: that reads and tokenizes each class's source
+    as the class is defined, a sixth of the model's import time, paid by every command.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=False,
         frozen=True,
-        use_attribute_docstrings=True,
     )
 
 
@@ -500,7 +507,7 @@ class EnvironmentSpec(SpecModel):
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of maestro-env.yaml, as committed in schemas/."""
-    schema = EnvironmentSpec.model_json_schema(by_alias=True, mode="validation")
+    schema = EnvironmentSpec.model_json_schema(by_alias=True, mode="validation", schema_generator=_DescribedSchema)
     health = schema["$defs"]["Service"]["properties"]["health"]
     description = health.get("description", "")
     health.clear()
@@ -516,3 +523,57 @@ def json_schema() -> dict[str, Any]:
         "$id": "maestro-env.schema.json",
         **schema,
     }
+
+
+class _DescribedSchema(GenerateJsonSchema):
+    """pydantic's schema with each field's docstring as its description (see `SpecModel`)."""
+
+    def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
+        generated = super().generate(schema, mode)
+        docstrings = _field_docstrings()
+        definitions = generated.get("$defs", {})
+        for model in _spec_models():
+            target = generated if model is EnvironmentSpec else definitions.get(model.__name__)
+            if target is None:
+                continue
+            properties = target.get("properties", {})
+            for name, field in model.model_fields.items():
+                # A field's docstring is in the class that declares it, perhaps a base class.
+                declared = (docstrings.get(c.__name__, {}) for c in model.__mro__)
+                doc = next((fields[name] for fields in declared if name in fields), None)
+                prop = properties.get(field.alias or name)
+                if doc is not None and prop is not None and field.description is None:
+                    prop["description"] = doc
+        return self.sort(generated)
+
+
+def _spec_models() -> list[type[SpecModel]]:
+    found: list[type[SpecModel]] = []
+    pending = [SpecModel]
+    while pending:
+        for model in pending.pop().__subclasses__():
+            found.append(model)
+            pending.append(model)
+    return found
+
+
+def _field_docstrings() -> dict[str, dict[str, str]]:
+    """Class name -> field name -> the docstring written under the field, as pydantic reads them."""
+    import ast
+    import inspect
+
+    docstrings: dict[str, dict[str, str]] = {}
+    for node in ast.parse(inspect.getsource(sys.modules[__name__])).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        fields = docstrings.setdefault(node.name, {})
+        for statement, following in zip(node.body, node.body[1:], strict=False):
+            if (
+                isinstance(statement, ast.AnnAssign)
+                and isinstance(statement.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                fields[statement.target.id] = inspect.cleandoc(following.value.value)
+    return docstrings
