@@ -49,7 +49,7 @@ from helm import ensure_helm
 from envspec.pipeline import identity, load_spec
 
 REPO = Path(__file__).resolve().parent.parent
-ENVSPEC = [sys.executable, "-m", "envspec"]
+ENVSPEC = [str(Path(sys.executable).parent / "envspec")]  # the console script, as users run it
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}  # APPLY: server-side apply
 WAITED_KINDS = {"deployment", "statefulset"}
 HELM_RELEASE_NAMESPACE = "default"  # the chart creates the environment's namespace itself

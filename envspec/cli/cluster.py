@@ -27,6 +27,9 @@ def command() -> None:
     With Docker and kind on PATH, `--provider auto` uses kind instead.
     ~/.kube/config is never modified: use the printed KUBECONFIG.
     """
+    from envspec.cli.main import start_collecting
+
+    start_collecting()  # a build runs for minutes: no reason to keep the collector paused
 
 
 @command.command("up")

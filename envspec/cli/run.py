@@ -81,6 +81,7 @@ def run(
     """
     import anyio  # here, not at the top: `envspec <command> --help` needs no event loop
 
+    from envspec.cli.main import start_collecting
     from envspec.operations.run import run_operation
     from envspec.sinks import Fanout
 
@@ -88,6 +89,7 @@ def run(
     report = report_sink(spec, env_id)
     if report is not None:
         chosen = Fanout([chosen, report])
+    start_collecting()
 
     async def main() -> ResultT:
         return await run_operation(
@@ -141,4 +143,7 @@ def run_service(main: Callable[[], Awaitable[ResultT]]) -> ResultT:
     """Run a long-lived service (`envspec worker`) that opens its own sinks, on a fresh event loop."""
     import anyio
 
+    from envspec.cli.main import start_collecting
+
+    start_collecting()
     return anyio.run(main)

@@ -116,6 +116,7 @@ def command(
     import anyio
 
     from envspec.api.server import ServeOptions, build_server
+    from envspec.cli.main import start_collecting
     from envspec.service.settings import service_port
 
     options = ServeOptions(
@@ -132,6 +133,7 @@ def command(
         heartbeat_seconds=heartbeat,
     )
     server = build_server(options, os.environ)
+    start_collecting()
     anyio.run(server.serve)
 
 

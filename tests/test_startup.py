@@ -1,4 +1,5 @@
-"""What kr8s and httpx import for features envspec never uses is loaded on first use, and then works.
+"""The start-up: what kr8s, httpx and pydantic import for features envspec never uses is loaded
+on first use (and then works), and the garbage collector is paused until the operation starts.
 
 Each check runs in a fresh interpreter: whether a module is loaded depends on what the
 process imported before, and the test process has imported nearly everything.
@@ -108,13 +109,12 @@ def test_a_module_not_installed_is_not_faked() -> None:
     assert result == [False, False]
 
 
-def test_the_entry_point_turns_pydantic_plugins_off_so_reading_a_spec_skips_the_metadata_scan() -> None:
+def test_the_command_line_turns_pydantic_plugins_off_so_reading_a_spec_skips_the_metadata_scan() -> None:
     result = run_fresh(
         """
         import json, os, sys
         os.environ.pop("PYDANTIC_DISABLE_PLUGINS", None)
-        from envspec.cli.main import _skip_pydantic_plugins
-        _skip_pydantic_plugins()
+        import envspec.cli.main
         import envspec.pipeline, envspec.model
         from envspec.deferred import is_deferred
         print(json.dumps([os.environ["PYDANTIC_DISABLE_PLUGINS"], is_deferred("importlib.metadata")]))
@@ -128,11 +128,42 @@ def test_a_users_pydantic_plugin_setting_is_kept_and_then_the_metadata_is_read()
         """
         import json, os, sys
         os.environ["PYDANTIC_DISABLE_PLUGINS"] = "logfire"
-        from envspec.cli.main import _skip_pydantic_plugins
-        _skip_pydantic_plugins()
+        import envspec.cli.main
         import envspec.model
         from envspec.deferred import is_deferred
         print(json.dumps([os.environ["PYDANTIC_DISABLE_PLUGINS"], is_deferred("importlib.metadata")]))
         """
     )
     assert result == ["logfire", False]
+
+
+def test_the_collector_paused_for_the_start_up_runs_again_once_the_operation_starts() -> None:
+    # As entry_point leaves it: paused; an operation's body then runs with it on and the
+    # start-up's objects frozen out of its sight.
+    seen = run_fresh(
+        """
+        import gc, json
+        gc.disable()
+        from envspec.cli.run import run
+
+        async def body(events):
+            return [gc.isenabled(), gc.get_freeze_count() > 0]
+
+        print(json.dumps(run("probe", body, output="json")))
+        """
+    )
+    assert seen == [True, True]
+
+
+def test_the_entry_point_pauses_the_collector_until_then() -> None:
+    seen = run_fresh(
+        """
+        import atexit, gc, json
+        from envspec.cli import main as cli
+        states = []
+        cli.main = lambda: states.append(gc.isenabled())  # the command, as click would run it
+        atexit.register(lambda: print(json.dumps(states)))  # entry_point ends the process with os._exit
+        cli.entry_point()
+        """
+    )
+    assert seen == [False]
