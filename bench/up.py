@@ -203,9 +203,18 @@ def plan_writes(before: Counter[str], after: Counter[str]) -> int:
     return sum(count for resource, count in (after - before).items() if resource not in ignored)
 
 
+def wait_no_namespace_terminating(timeout: float = 300) -> None:
+    """The namespace controller's deletes (of earlier runs' namespaces) would count as writes."""
+    ends = time.monotonic() + timeout
+    query = '{.items[?(@.status.phase=="Terminating")].metadata.name}'
+    while kubectl("get", "namespaces", "-o", f"jsonpath={query}").strip() and time.monotonic() < ends:
+        time.sleep(1)
+
+
 def count_noop_writes(example: Example, scratch: Path) -> None:
     env_id = "noop" + secrets.token_hex(3)
     _, namespace, _, _ = time_envspec(example, env_id, scratch)
+    wait_no_namespace_terminating()
     before = write_requests()
     envspec("up", "-f", str(example.spec), "--id", env_id, "-o", "json")
     example.envspec_noop_writes = plan_writes(before, write_requests())
@@ -213,6 +222,7 @@ def count_noop_writes(example: Example, scratch: Path) -> None:
 
     env_id = "noop" + secrets.token_hex(3)
     _, namespace, rendered = time_kubectl(example, env_id, scratch)
+    wait_no_namespace_terminating()
     before = write_requests()
     kubectl("apply", "--server-side", "-f", str(rendered))
     example.kubectl_noop_writes = plan_writes(before, write_requests())
