@@ -56,7 +56,7 @@ bench: install helm
 	$(BIN)/envspec cluster up --name envspec-bench --provider kwok
 	status=0; \
 	export KUBECONFIG=$$($(BIN)/envspec cluster kubeconfig --name envspec-bench); \
-	for bench in imports up watch gc test worker api; do $(BIN)/python bench/$$bench.py || status=$$?; done; \
+	for bench in imports up watch gc_sweep test worker api; do $(BIN)/python bench/$$bench.py || status=$$?; done; \
 	$(BIN)/envspec cluster down --name envspec-bench || true; \
 	exit $$status
 

@@ -2,7 +2,7 @@
 
 Run against a local cluster (`make bench` sets KUBECONFIG):
 
-    KUBECONFIG=... python bench/gc.py [--environments 300 --expired 100]
+    KUBECONFIG=... python bench/gc_sweep.py [--environments 300 --expired 100]
 
 Reports the sweep's wall time and its API requests, counted twice: by envspec itself
 (every request through a counting wrapper) and by the API server
