@@ -23,7 +23,7 @@ from envspec.errors import ClusterError
 from envspec.kube.client import transport_reason
 from envspec.kube.deadline import Deadline
 from envspec.kube.kinds import ResourceType
-from envspec.kube.ssa import backoff_delay, is_transient, list_objects, server_message, status_code
+from envspec.kube.ssa import backoff_delay, collection_version, is_transient, list_objects, server_message, status_code
 
 Json = dict[str, Any]
 
@@ -165,21 +165,34 @@ class Informer:
         return f"{self.rtype.plural} in {self.namespace}" if self.namespace else self.rtype.plural
 
     async def relist(self) -> None:
-        """List everything again; watching resumes from the list's resourceVersion."""
-        listing = await list_objects(
-            self.api,
-            self.rtype,
-            self.namespace,
-            deadline=Deadline(None),  # retried until the informer's owner cancels it
-            label_selector=self.label_selector,
-            field_selector=self.field_selector,
-        )
-        fresh = {} if self.only_new else {object_key(item): item for item in listing.items}
-        if self.only_new and self.synced.is_set():
+        """List everything again; watching resumes from the list's resourceVersion.
+
+        With `only_new`, what exists now is not wanted: only the collection's version is read.
+        """
+        deadline = Deadline(None)  # retried until the informer's owner cancels it
+        if self.only_new:
+            version = await collection_version(
+                self.api,
+                self.rtype,
+                self.namespace,
+                deadline=deadline,
+                label_selector=self.label_selector,
+                field_selector=self.field_selector,
+            )
             # Relisting after 410: keep what was collected; only the version moves on.
-            fresh = dict(self.objects)
-        self.objects = fresh
-        self.resource_version = listing.resource_version
+            self.objects = dict(self.objects) if self.synced.is_set() else {}
+            self.resource_version = version
+        else:
+            listing = await list_objects(
+                self.api,
+                self.rtype,
+                self.namespace,
+                deadline=deadline,
+                label_selector=self.label_selector,
+                field_selector=self.field_selector,
+            )
+            self.objects = {object_key(item): item for item in listing.items}
+            self.resource_version = listing.resource_version
         self._reached()
         self.synced.set()
         self._on_change()
