@@ -30,7 +30,7 @@ import pytest
 from envspec.cluster import ClusterInfo, cluster_down, cluster_up
 from envspec.cluster.progress import Progress
 from envspec.errors import NotReadyError
-from envspec.events import Emitter, ObjectApplied, ObjectProgress
+from envspec.events import Emitter, ObjectProgress
 from envspec.kube.client import ClusterTarget
 from envspec.operations.up import up
 from envspec.plan import Plan, PlannedObject
@@ -130,13 +130,19 @@ def test_up_through_an_api_server_outage_and_a_progress_deadline_that_ran_out_me
     try:
         first = Recorder()
 
-        def kill_the_api_server_once_web_is_applied() -> None:
+        def kill_the_api_server_once_web_waits_for_pods() -> None:
+            # Once the controller has reported on the new Deployment (0/1 ready), not merely once
+            # it is applied: on a busy machine the kill could otherwise come first, and the last
+            # state up knew would be "waiting for the controller".
             wait_until(
-                "deployment/web applied", lambda: any(e.ref == "deployment/web" for e in first.of_type(ObjectApplied))
+                "deployment/web waiting for its pods",
+                lambda: any(
+                    e.ref == "deployment/web" and "0/1 ready" in e.message for e in first.of_type(ObjectProgress)
+                ),
             )
             os.kill(component_pid(outage_cluster.name, "kube-apiserver"), signal.SIGKILL)
 
-        killer = threading.Thread(target=kill_the_api_server_once_web_is_applied, daemon=True)
+        killer = threading.Thread(target=kill_the_api_server_once_web_waits_for_pods, daemon=True)
         killer.start()
         with pytest.raises(NotReadyError) as outage:
             run_up(target, plan, first, timeout=6)
