@@ -563,7 +563,11 @@ def _field_docstrings() -> dict[str, dict[str, str]]:
     import inspect
 
     docstrings: dict[str, dict[str, str]] = {}
-    for node in ast.parse(inspect.getsource(sys.modules[__name__])).body:
+    try:
+        source = inspect.getsource(sys.modules[__name__])
+    except OSError:  # installed without its sources: no descriptions, as pydantic would do
+        return docstrings
+    for node in ast.parse(source).body:
         if not isinstance(node, ast.ClassDef):
             continue
         fields = docstrings.setdefault(node.name, {})

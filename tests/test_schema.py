@@ -117,3 +117,31 @@ def test_short_and_long_health_forms_are_in_the_schema() -> None:
     ):
         spec = {"apiVersion": "envspec/v1", "name": "d", "services": {"a": {"image": "x", "health": health}}}
         jsonschema.validate(spec, schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_without_the_models_source_the_schema_is_the_same_but_for_the_descriptions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The descriptions are read from envspec/model.py when the schema is generated; an
+    # install without sources loses them (as pydantic's own docstring reading would), no more.
+    import inspect
+
+    described = json_schema()
+
+    def no_source(obj: object) -> str:
+        raise OSError("could not get source code")
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    bare = json_schema()
+
+    def without_field_descriptions(schema: dict[str, Any]) -> dict[str, Any]:
+        copy: dict[str, Any] = json.loads(json.dumps(schema))
+        for definition in [copy, *copy["$defs"].values()]:
+            for prop in definition.get("properties", {}).values():
+                prop.pop("description", None)
+        return copy
+
+    assert bare != described
+    assert without_field_descriptions(bare) == without_field_descriptions(described)
+    assert bare["properties"]["name"].get("description") is None
+    assert described["properties"]["name"]["description"].startswith("Name of the environment")
