@@ -7,9 +7,9 @@ certificate): together about 120 ms of the ~190 ms kr8s costs every command that
 to a cluster. envspec uses kr8s's `Api`, `call_api` and its exceptions only. `import httpx`
 also executes `httpx._main`, httpx's own command line, whenever `rich` and `pygments`
 are installed (they come with many tools): another 40-130 ms for a function never called.
-pydantic imports `importlib.metadata` to look for plugins, which envspec turns off
-(envspec/model.py). The lists are where the libraries are imported: envspec/kube/__init__.py
-and envspec/model.py.
+pydantic imports `importlib.metadata` to look for plugins, which the command line turns off.
+The lists are where the choices are made: envspec/kube/__init__.py (the client's libraries)
+and `skip_pydantic_plugins` in envspec/cli/main.py.
 
 `defer(name)` puts a stand-in module in `sys.modules` whose spec is the real one, so
 `import httpx_ws` inside kr8s binds the stand-in without executing anything; the first

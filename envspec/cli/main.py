@@ -231,8 +231,8 @@ def start_collecting() -> None:
     Start-up makes a great many objects and next to no cyclic garbage (modules, classes,
     pydantic's validators, the compiled plan), and the collector, set off by the count of
     allocations, would walk them again and again: 5% of the `up` path's import time.
-    `entry_point` pauses it; the command's way into its event loop (`envspec.cli.run`,
-    `serve`) calls this, which moves everything made so far out of the collector's sight
+    `entry_point` pauses it; the command's way into its work (`envspec.cli.run`, `serve`,
+    the `cluster` group) calls this, which moves everything made so far out of the collector's sight
     (`gc.freeze`) and turns it back on, so the operation, however long it runs, is
     collected as usual. Idempotent; a no-op in-process (tests), where nothing paused it.
     """

@@ -170,27 +170,17 @@ class Informer:
         With `only_new`, what exists now is not wanted: only the collection's version is read.
         """
         deadline = Deadline(None)  # retried until the informer's owner cancels it
+        what = (self.api, self.rtype, self.namespace)
+        label, field = self.label_selector, self.field_selector
         if self.only_new:
-            version = await collection_version(
-                self.api,
-                self.rtype,
-                self.namespace,
-                deadline=deadline,
-                label_selector=self.label_selector,
-                field_selector=self.field_selector,
+            self.resource_version = await collection_version(
+                *what, deadline=deadline, label_selector=label, field_selector=field
             )
             # Relisting after 410: keep what was collected; only the version moves on.
-            self.objects = dict(self.objects) if self.synced.is_set() else {}
-            self.resource_version = version
+            if not self.synced.is_set():
+                self.objects = {}
         else:
-            listing = await list_objects(
-                self.api,
-                self.rtype,
-                self.namespace,
-                deadline=deadline,
-                label_selector=self.label_selector,
-                field_selector=self.field_selector,
-            )
+            listing = await list_objects(*what, deadline=deadline, label_selector=label, field_selector=field)
             self.objects = {object_key(item): item for item in listing.items}
             self.resource_version = listing.resource_version
         self._reached()

@@ -205,12 +205,8 @@ async def list_objects(
 ) -> ObjectList:
     """Every object of a kind (paginated); `namespace=None` lists all namespaces."""
     items: list[Json] = []
-    params: dict[str, str] = {"limit": str(LIST_PAGE_SIZE)}
-    if label_selector:
-        params["labelSelector"] = label_selector
-    if field_selector:
-        params["fieldSelector"] = field_selector
-    where = f" in {namespace}" if namespace and rtype.namespaced else ""
+    params = _list_params(LIST_PAGE_SIZE, label_selector, field_selector)
+    where = _where(rtype, namespace)
     while True:
         page = await api_request(
             api,
@@ -251,22 +247,29 @@ async def collection_version(
     the old ones, hundreds in an environment that has run a few test suites, are not
     worth their transfer and parsing.
     """
-    params: dict[str, str] = {"limit": "1"}
-    if label_selector:
-        params["labelSelector"] = label_selector
-    if field_selector:
-        params["fieldSelector"] = field_selector
-    where = f" in {namespace}" if namespace and rtype.namespaced else ""
     page = await api_request(
         api,
         "GET",
         rtype.location(None, namespace),
-        doing=f"reading the version of {rtype.plural}{where}",
+        doing=f"reading the version of {rtype.plural}{_where(rtype, namespace)}",
         deadline=deadline,
-        params=params,
+        params=_list_params(1, label_selector, field_selector),
     )
     assert page is not None
     return str((page.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def _list_params(limit: int, label_selector: str | None, field_selector: str | None) -> dict[str, str]:
+    params = {"limit": str(limit)}
+    if label_selector:
+        params["labelSelector"] = label_selector
+    if field_selector:
+        params["fieldSelector"] = field_selector
+    return params
+
+
+def _where(rtype: ResourceType, namespace: str | None) -> str:
+    return f" in {namespace}" if namespace and rtype.namespaced else ""
 
 
 class ChangedSinceRead(ClusterError):
