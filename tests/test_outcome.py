@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from envspec.testrun.outcome import Result, describe_exit, outcome_of, parse_time, refusal_kind
+from envspec.testrun.outcome import Result, describe_exit, outcome_of, parse_time, pod_succeeded, refusal_kind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "outcome"
 FIELDS = ("result", "reason", "cause", "exit_code", "attempts", "retries")
@@ -77,6 +77,37 @@ def failed_pod(name: str, code: int, container: str = "t", created: str = "2026-
         "metadata": {"name": name, "creationTimestamp": created},
         "status": {"phase": "Failed", "containerStatuses": [{"name": container, "state": state}]},
     }
+
+
+def pod_in(phase: str, name: str = "t-abc-1") -> dict[str, Any]:
+    return {"metadata": {"name": name}, "status": {"phase": phase}}
+
+
+def test_a_succeeded_pod_frees_the_room_before_the_job_is_marked_complete() -> None:
+    running = job()  # no condition yet: the Job controller has not synced
+    assert pod_succeeded(running, [pod_in("Succeeded")])
+    assert pod_succeeded(running, [pod_in("Failed", "t-abc-1"), pod_in("Succeeded", "t-abc-2")])  # a retry passed
+    assert not pod_succeeded(running, [])
+    assert not pod_succeeded(running, [pod_in("Running")])
+    assert not pod_succeeded(running, [pod_in("Failed")])  # a retry may follow: it needs the room again
+    assert not pod_succeeded(running, [pod_in("Succeeded", "t-abc-1"), pod_in("Pending", "t-abc-2")])
+
+
+def test_a_job_of_several_completions_or_pods_holds_its_room_until_it_ends() -> None:
+    for key in ("completions", "parallelism"):
+        several = job()
+        several["spec"][key] = 2
+        assert not pod_succeeded(several, [pod_in("Succeeded")]), key
+
+
+def test_the_pods_of_another_job_do_not_free_this_ones_room() -> None:
+    mine = job()
+    mine["metadata"]["uid"] = "uid-mine"
+    other = pod_in("Succeeded")
+    other["metadata"]["ownerReferences"] = [{"kind": "Job", "uid": "uid-other"}]
+    assert not pod_succeeded(mine, [other])
+    other["metadata"]["ownerReferences"] = [{"kind": "Job", "uid": "uid-mine"}]
+    assert pod_succeeded(mine, [other])
 
 
 def test_a_condition_that_is_not_true_decides_nothing() -> None:

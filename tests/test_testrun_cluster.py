@@ -169,10 +169,18 @@ def test_up_then_every_test_passes_with_jobs_named_and_labelled_json_and_junit(
     names = [e["event"] for e in run.events()]
     assert names.index("summary") < names.index("test_run_started")
     assert names[-1] == "operation_finished"
+    # The `auto` quota has room for one test: smoke waits for unit, and starts as soon as
+    # unit's pod has succeeded (the quota counts it no more), not a second later when the
+    # Job controller marks unit's Job complete; unit's result is still its Job's.
+    assert [e["test"] for e in run.of("test_queued")] == ["smoke"]
+    order = [(e["event"], e.get("test")) for e in run.events()]
+    assert order.index(("test_started", "smoke")) < order.index(("test_finished", "unit"))
 
     jobs = {job["metadata"]["name"]: job for job in environment.jobs()}
     assert set(jobs) == {f"unit-{run_id}", f"smoke-{run_id}"}
     for test in ("unit", "smoke"):
+        conditions = jobs[f"{test}-{run_id}"]["status"]["conditions"]
+        assert any(c["type"] == "Complete" and c["status"] == "True" for c in conditions), conditions
         labels = jobs[f"{test}-{run_id}"]["metadata"]["labels"]
         assert labels["envspec.dev/environment"] == environment.name
         assert labels["envspec.dev/test"] == test

@@ -35,6 +35,7 @@ from envspec.operations.test import (
     exit_code_of,
     not_ready,
     pod_need,
+    quota_admits,
     readiness_types,
     room_left,
     select_tests,
@@ -107,6 +108,39 @@ def test_a_quota_without_a_resource_does_not_limit_it() -> None:
     assert (room.cpu, room.memory, room.pods) == (None, None, 1)
     assert room.fits(Need(Fraction(100), Fraction(100), 1))
     assert not room.fits(Need(pods=2))
+
+
+def live_quota(used: dict[str, str] | None, hard: dict[str, str] | None = None) -> dict[str, Any]:
+    hard = hard or {"limits.cpu": "3", "limits.memory": "3Gi", "pods": "10"}
+    status: dict[str, Any] = {"hard": hard} if used is None else {"hard": hard, "used": used}
+    return {"kind": "ResourceQuota", "spec": {"hard": hard}, "status": status}
+
+
+def test_the_live_quota_admits_a_pod_that_fits_beside_what_the_api_server_counts() -> None:
+    test_pod = Need(Fraction(1, 2), Fraction(512 * 1024 * 1024), 1)
+    counted = live_quota({"limits.cpu": "2500m", "limits.memory": "2560Mi", "pods": "9"})
+    assert quota_admits([counted], test_pod)
+    assert not quota_admits([counted], test_pod + test_pod)  # e.g. a created Job whose pod is not seen yet
+    still_counting = live_quota({"limits.cpu": "3", "limits.memory": "3Gi", "pods": "10"})  # the pod just ended
+    assert not quota_admits([still_counting], test_pod)
+    assert not quota_admits([counted, still_counting], test_pod)  # admission checks every quota
+    assert quota_admits([], test_pod)
+
+
+def test_a_quota_whose_use_is_not_computed_yet_admits_nothing() -> None:
+    # Admission refuses with "status unknown for quota" until the quota controller has run.
+    assert not quota_admits([live_quota(None)], Need(pods=1))
+    assert not quota_admits([live_quota({"pods": "1"})], Need(pods=1))
+    only_pods = live_quota({"pods": "1"}, hard={"pods": "4", "count/secrets": "5"})
+    assert quota_admits([only_pods], Need(Fraction(100), Fraction(100), 1))  # envspec counts limits and pods
+
+
+def test_room_given_back_as_a_new_value_leaves_the_room_alone() -> None:
+    room = Room(Fraction(0), Fraction(0), 0)
+    test_pod = Need(Fraction(1, 2), Fraction(1), 1)
+    assert room.with_back(test_pod).fits(test_pod)
+    assert not room.fits(test_pod)
+    assert Room(None, None, None).with_back(test_pod) == Room(None, None, None)
 
 
 def test_a_test_that_can_never_fit_is_an_error_naming_it() -> None:

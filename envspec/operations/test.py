@@ -9,7 +9,8 @@ the environment, the test and the run id (`testrun.naming`). The run:
 2. with `--up`, brings the environment up through the `up` operation itself; else
    requires every planned object to be live and ready (exit 4 naming what is not);
 3. creates the Jobs, greedily in the spec's order while their limits fit in the
-   room the quota leaves (a test that must wait is announced: `test_queued`);
+   room the quota leaves (a test that must wait is announced: `test_queued`); a
+   running test's room is free again once its pod has succeeded (`has_room`);
 4. follows them through the shared `ClusterView` informers (Jobs, pods, events of
    the namespace) and `testrun.outcome.outcome_of`, streams each pod's log
    (`kube.logs.stream_log`), and fails a test at once when its pod cannot start
@@ -29,7 +30,7 @@ import json
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -78,11 +79,12 @@ from envspec.testrun.naming import (
     runs_to_prune,
     test_jobs_selector,
 )
-from envspec.testrun.outcome import Outcome, Result, outcome_of
+from envspec.testrun.outcome import Outcome, Result, outcome_of, pod_succeeded
 from envspec.units import format_cpu, format_duration, format_memory, parse_quantity
 
 Json = dict[str, Any]
 JOB = kinds.MANAGED_KINDS[("batch/v1", "Job")]
+QUOTA = kinds.MANAGED_KINDS[("v1", "ResourceQuota")]
 
 LOG_LINES_KEPT = 10_000  # per test, for the report's <system-out>
 LOG_DRAIN_SECONDS = 5.0  # after a test ends, its log streams get at most this long to reach their end
@@ -164,6 +166,12 @@ class Room:
         self.memory = None if self.memory is None else self.memory + need.memory
         self.pods = None if self.pods is None else self.pods + need.pods
 
+    def with_back(self, need: Need) -> Room:
+        """This room with `need` given back, as a new value."""
+        room = Room(self.cpu, self.memory, self.pods)
+        room.give_back(need)
+        return room
+
 
 def _containers(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     spec = manifest.get("spec") or {}
@@ -202,6 +210,27 @@ def room_left(quota: Mapping[str, Any] | None, environment: Need) -> Room:
 
     pods = left("pods")
     return Room(left("limits.cpu"), left("limits.memory"), None if pods is None else int(pods))
+
+
+def quota_admits(quotas: Iterable[Mapping[str, Any]], need: Need) -> bool:
+    """Whether the namespace's ResourceQuotas, as the API server counts their use now, admit `need` more.
+
+    What admission checks for a pod: each quota's `status.used` plus the pod within its
+    `hard`; a quota whose use the quota controller has not computed yet admits nothing
+    (`status unknown for quota`).
+    """
+    for quota in quotas:
+        status = quota.get("status") or {}
+        hard = status.get("hard") or (quota.get("spec") or {}).get("hard") or {}
+        used = status.get("used") or {}
+        for key in ("limits.cpu", "limits.memory", "pods"):
+            if key not in hard:
+                continue
+            if key not in used:
+                return False
+            if parse_quantity(str(used[key])) + need.amount(key) > parse_quantity(str(hard[key])):
+                return False
+    return True
 
 
 def check_fit(tests: Sequence[TestCase], room: Room, *, where: str) -> None:
@@ -570,6 +599,7 @@ class _Run:
         view.start(JOB, self.namespace)
         view.start(kinds.POD, self.namespace)
         view.start(kinds.EVENT, self.namespace, only_new=True)
+        view.start(QUOTA, self.namespace)
 
     async def read_live(self, deadline: Deadline) -> Inventory:
         """The environment's inventory (only what the readiness check needs); the earlier runs' Jobs.
@@ -625,14 +655,23 @@ class _Run:
         jobs = view.start(JOB, self.namespace)  # started already (`start_informers`): found again
         pods = view.start(kinds.POD, self.namespace)
         events = view.start(kinds.EVENT, self.namespace, only_new=True)
-        for informer in (jobs, pods, events):
+        quotas = view.start(QUOTA, self.namespace)
+        for informer in (jobs, pods, events, quotas):
             await informer.synced.wait()
         pending = list(self.cases)
         running: list[TestCase] = []
         while pending or running:
             freed = False  # a test ended: a queued one may fit now, without waiting for the next change
+            pods_of = {case.name: self.pods_of(case, pods.objects.values()) for case in running}
+            # Tests whose pod has succeeded while their Job is not marked complete yet.
+            settled = [
+                case
+                for case in running
+                if (job := jobs.get(str(case.job), self.namespace)) is not None
+                and pod_succeeded(job, pods_of[case.name])
+            ]
             for case in list(pending):
-                if self.room.fits(case.need):
+                if self.has_room(case, running, settled, pods_of, quotas.objects.values()):
                     self.room.take(case.need)
                     await self.create(view, case)
                     pending.remove(case)
@@ -646,11 +685,7 @@ class _Run:
                 job = jobs.get(case.job, self.namespace)
                 if job is None:
                     continue
-                mine = [
-                    pod
-                    for pod in pods.objects.values()
-                    if labels_of(pod).get(TEST_RUN_LABEL) == self.run_id and labels_of(pod).get(TEST_LABEL) == case.name
-                ]
+                mine = self.pods_of(case, pods.objects.values())
                 self.start_logs(case, mine, streams)
                 outcome = outcome_of(job, mine, list(events.objects.values()))
                 case.outcome = outcome
@@ -670,6 +705,40 @@ class _Run:
             if (pending or running) and not (freed and pending):
                 with anyio.move_on_after(HEARTBEAT_SECONDS):
                     await view.changed.wait()
+
+    def pods_of(self, case: TestCase, pods: Iterable[Json]) -> list[Json]:
+        return [
+            pod
+            for pod in pods
+            if labels_of(pod).get(TEST_RUN_LABEL) == self.run_id and labels_of(pod).get(TEST_LABEL) == case.name
+        ]
+
+    def has_room(
+        self,
+        case: TestCase,
+        running: Sequence[TestCase],
+        settled: Sequence[TestCase],
+        pods_of: Mapping[str, Sequence[Json]],
+        quotas: Iterable[Json],
+    ) -> bool:
+        """Whether `case` can start now within the quota.
+
+        The room of the tests still running is held until they end, but a test whose pod
+        has succeeded counts no more against the quota, though its Job is only marked
+        complete up to a second later (the Job controller batches): a queued test may take
+        that room at once, when the quota as the API server counts it (`status.used`,
+        which the quota controller updates when a pod ends) agrees. Tests created but
+        whose pod is not seen yet count as using their room there.
+        """
+        if self.room.fits(case.need):
+            return True
+        if not settled:
+            return False
+        released = sum((done.need for done in settled), Need())
+        if not self.room.with_back(released).fits(case.need):
+            return False
+        uncounted = sum((other.need for other in running if not pods_of.get(other.name)), Need())
+        return quota_admits(quotas, case.need + uncounted)
 
     async def create(self, view: ClusterView, case: TestCase) -> None:
         case.manifest = job_for_run(case.compiled, environment=self.environment, test=case.name, run_id=self.run_id)

@@ -233,6 +233,20 @@ def _creation_refusal(job: Json, events: Sequence[Json]) -> _Problem | None:
     return None  # e.g. the namespace's service account not there yet: the controller retries
 
 
+def pod_succeeded(job: Json, pods: Sequence[Json]) -> bool:
+    """Whether the Job's pod has succeeded and none of its pods still runs.
+
+    A Job of one completion at a time (as the compiler writes test Jobs) then creates no
+    more pods, so what its pod counted against the quota is free, though the Job is not
+    marked complete yet: the Job controller batches a Job's pod updates for a second.
+    """
+    spec = job.get("spec") or {}
+    if int(spec.get("completions") or 1) != 1 or int(spec.get("parallelism") or 1) != 1:
+        return False
+    phases = [_status(pod).get("phase") for pod in _owned(pods, job)]
+    return "Succeeded" in phases and all(phase in ("Succeeded", "Failed") for phase in phases)
+
+
 def outcome_of(job: Json, pods: Sequence[Json] = (), events: Sequence[Json] = ()) -> Outcome:
     """The test's outcome from its Job, the Job's pods and the events about the Job.
 
