@@ -36,6 +36,7 @@ from envspec.operations.test import (
     not_ready,
     pod_need,
     quota_admits,
+    quotas_not_counted,
     readiness_types,
     room_left,
     select_tests,
@@ -133,6 +134,10 @@ def test_a_quota_whose_use_is_not_computed_yet_admits_nothing() -> None:
     assert not quota_admits([live_quota({"pods": "1"})], Need(pods=1))
     only_pods = live_quota({"pods": "1"}, hard={"pods": "4", "count/secrets": "5"})
     assert quota_admits([only_pods], Need(Fraction(100), Fraction(100), 1))  # envspec counts limits and pods
+    new = live_quota(None)
+    new["metadata"] = {"name": "envspec-quota"}
+    assert quotas_not_counted([new, only_pods]) == ["envspec-quota"]
+    assert quotas_not_counted([only_pods]) == []
 
 
 def test_room_given_back_as_a_new_value_leaves_the_room_alone() -> None:

@@ -212,6 +212,26 @@ def room_left(quota: Mapping[str, Any] | None, environment: Need) -> Room:
     return Room(left("limits.cpu"), left("limits.memory"), None if pods is None else int(pods))
 
 
+_COUNTED = ("limits.cpu", "limits.memory", "pods")  # what `Need` counts
+
+
+def quotas_not_counted(quotas: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The quotas whose use the quota controller has not computed yet (for what envspec counts).
+
+    Admission refuses every pod while a quota of the namespace is in that state (`status
+    unknown for quota`), and the Job controller then backs off for seconds: a new quota
+    (`envspec up` a moment ago) is counted within milliseconds, so a test waits for that.
+    """
+    names = []
+    for quota in quotas:
+        status = quota.get("status") or {}
+        hard = status.get("hard") or (quota.get("spec") or {}).get("hard") or {}
+        used = status.get("used") or {}
+        if any(key in hard and key not in used for key in _COUNTED):
+            names.append(name_of(quota))
+    return names
+
+
 def quota_admits(quotas: Iterable[Mapping[str, Any]], need: Need) -> bool:
     """Whether the namespace's ResourceQuotas, as the API server counts their use now, admit `need` more.
 
@@ -223,7 +243,7 @@ def quota_admits(quotas: Iterable[Mapping[str, Any]], need: Need) -> bool:
         status = quota.get("status") or {}
         hard = status.get("hard") or (quota.get("spec") or {}).get("hard") or {}
         used = status.get("used") or {}
-        for key in ("limits.cpu", "limits.memory", "pods"):
+        for key in _COUNTED:
             if key not in hard:
                 continue
             if key not in used:
@@ -670,16 +690,16 @@ class _Run:
                 if (job := jobs.get(str(case.job), self.namespace)) is not None
                 and pod_succeeded(job, pods_of[case.name])
             ]
+            not_counted = quotas_not_counted(quotas.objects.values())
             for case in list(pending):
-                if self.has_room(case, running, settled, pods_of, quotas.objects.values()):
+                if not not_counted and self.has_room(case, running, settled, pods_of, quotas.objects.values()):
                     self.room.take(case.need)
                     await self.create(view, case)
                     pending.remove(case)
                     running.append(case)
                 elif not case.queued:
                     case.queued = True
-                    short = "; ".join(self.room.shortfall(case.need))
-                    self.events.emit(TestQueued(case.name, f"waiting for room in the quota: needs {short}"))
+                    self.events.emit(TestQueued(case.name, self.why_queued(case, not_counted)))
             for case in list(running):
                 assert case.job is not None
                 job = jobs.get(case.job, self.namespace)
@@ -705,6 +725,12 @@ class _Run:
             if (pending or running) and not (freed and pending):
                 with anyio.move_on_after(HEARTBEAT_SECONDS):
                     await view.changed.wait()
+
+    def why_queued(self, case: TestCase, not_counted: Sequence[str]) -> str:
+        if not_counted:
+            quotas = ", ".join(f"resourcequota/{name}" for name in not_counted)
+            return f"waiting for the quota controller to count what {self.namespace} uses ({quotas})"
+        return f"waiting for room in the quota: needs {'; '.join(self.room.shortfall(case.need))}"
 
     def pods_of(self, case: TestCase, pods: Iterable[Json]) -> list[Json]:
         return [
