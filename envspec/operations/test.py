@@ -215,6 +215,12 @@ def room_left(quota: Mapping[str, Any] | None, environment: Need) -> Room:
 _COUNTED = ("limits.cpu", "limits.memory", "pods")  # what `Need` counts
 
 
+def _hard_and_used(quota: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """A live quota's limits and what the quota controller last counted against them."""
+    status = quota.get("status") or {}
+    return status.get("hard") or (quota.get("spec") or {}).get("hard") or {}, status.get("used") or {}
+
+
 def quotas_not_counted(quotas: Iterable[Mapping[str, Any]]) -> list[str]:
     """The quotas whose use the quota controller has not computed yet (for what envspec counts).
 
@@ -224,9 +230,7 @@ def quotas_not_counted(quotas: Iterable[Mapping[str, Any]]) -> list[str]:
     """
     names = []
     for quota in quotas:
-        status = quota.get("status") or {}
-        hard = status.get("hard") or (quota.get("spec") or {}).get("hard") or {}
-        used = status.get("used") or {}
+        hard, used = _hard_and_used(quota)
         if any(key in hard and key not in used for key in _COUNTED):
             names.append(name_of(quota))
     return names
@@ -240,9 +244,7 @@ def quota_admits(quotas: Iterable[Mapping[str, Any]], need: Need) -> bool:
     (`status unknown for quota`).
     """
     for quota in quotas:
-        status = quota.get("status") or {}
-        hard = status.get("hard") or (quota.get("spec") or {}).get("hard") or {}
-        used = status.get("used") or {}
+        hard, used = _hard_and_used(quota)
         for key in _COUNTED:
             if key not in hard:
                 continue
