@@ -19,8 +19,8 @@ times each:
 
 Both are timed from process start to the end. envspec's own time is its total minus
 the time at least one of its Jobs ran (from each `test_started` to its `test_finished`;
-the spans overlap). kubectl's Jobs
-are deleted between runs, untimed. Target: envspec's median <= 1.2x kubectl's.
+the spans overlap). kubectl's Jobs are deleted between runs, untimed. Target: envspec's
+median <= 1.2x kubectl's.
 """
 
 from __future__ import annotations

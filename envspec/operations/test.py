@@ -427,7 +427,7 @@ def not_ready(plan: Plan, live: Mapping[tuple[str, str, str | None, str], Json],
 def readiness_types(plan: Plan) -> list[kinds.ResourceType]:
     """The kinds the readiness check and the quota's room read: the plan's own (not its Jobs,
     the tests, which `not_ready` skips) and ResourceQuota; not every kind envspec manages."""
-    wanted = {kinds.MANAGED_KINDS[("v1", "ResourceQuota")]}
+    wanted = {QUOTA}
     for obj in plan.objects:
         rtype = kinds.MANAGED_KINDS.get((obj.api_version, obj.kind))
         if rtype is not None and obj.kind not in ("Job", "Namespace"):  # the namespace is read by its name
