@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from envspec import loader as loader_module
 from envspec import refs
 from envspec.compiler import compile_plan
 from envspec.errors import PROBLEMS_SHOWN, SpecError
@@ -163,6 +164,30 @@ def test_a_control_character_is_reported_at_its_line_and_column(character: str, 
     assert problem.endswith(") is not allowed in YAML")
     assert name in problem
     assert "position" not in problem
+
+
+# YAML 1.2, 5.1: the printable set a stream may hold, as ranges of code points.
+YAML_PRINTABLE = (
+    (0x09, 0x09),
+    (0x0A, 0x0A),
+    (0x0D, 0x0D),
+    (0x20, 0x7E),
+    (0x85, 0x85),
+    (0xA0, 0xD7FF),
+    (0xE000, 0xFFFD),
+    (0x10000, 0x10FFFF),
+)
+
+
+def test_the_loader_refuses_exactly_the_characters_outside_yamls_printable_set() -> None:
+    # Every code point, against the set as the YAML spec writes it: the loader's pattern
+    # is the set's complement, spelled for a fast compile.
+    mismatched = []
+    for code in range(0x110000):
+        printable = any(low <= code <= high for low, high in YAML_PRINTABLE)
+        if (loader_module._NOT_PRINTABLE.match(chr(code)) is None) != printable:
+            mismatched.append(code)
+    assert mismatched == []
 
 
 def test_a_control_character_after_crlf_line_breaks() -> None:

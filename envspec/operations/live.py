@@ -26,10 +26,11 @@ async def read_inventory(
     """The namespace (whatever its labels) and every object labelled for `environment`.
 
     One list per kind envspec manages (or per kind of `only_types`, for a reader that
-    needs no more than those), concurrently: the namespaced kinds only when the
-    namespace exists. With `expect_namespace` (a reader of an environment that should
-    be up), they are listed together with reading the namespace rather than after it
-    (one round trip less), and dropped if it turns out not to exist.
+    needs no more than those), concurrently: the cluster-scoped kinds together with
+    reading the namespace, the namespaced kinds after it and only when it exists (a
+    new environment: one round trip). With `expect_namespace` (a reader of an
+    environment that should be up), the namespaced kinds are listed together with
+    reading the namespace too (one round trip), and dropped if it turns out not to exist.
     """
     inventory = Inventory()
     every = kinds.MANAGED_KINDS.values() if only_types is None else only_types
@@ -46,15 +47,15 @@ async def read_inventory(
             if belongs_to(item, environment) and not is_test_run_object(item):
                 inventory.objects[key_of(item)] = item
 
-    if not expect_namespace:
-        await read_namespace()
-        if inventory.namespace is None:
-            types = {t for t in types if not t.namespaced}
+    first = types if expect_namespace else {t for t in types if not t.namespaced}
     async with task_group() as group:
-        if expect_namespace:
-            group.start_soon(read_namespace)
-        for rtype in sorted(types, key=lambda t: t.plural):
+        group.start_soon(read_namespace)
+        for rtype in sorted(first, key=lambda t: t.plural):
             group.start_soon(collect, rtype)
+    if inventory.namespace is not None and first != types:
+        async with task_group() as group:
+            for rtype in sorted(types - first, key=lambda t: t.plural):
+                group.start_soon(collect, rtype)
     if inventory.namespace is None:
         inventory.objects = {key: obj for key, obj in inventory.objects.items() if key[2] is None}
     return inventory
