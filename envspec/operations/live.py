@@ -47,15 +47,17 @@ async def read_inventory(
             if belongs_to(item, environment) and not is_test_run_object(item):
                 inventory.objects[key_of(item)] = item
 
-    first = types if expect_namespace else {t for t in types if not t.namespaced}
-    async with task_group() as group:
-        group.start_soon(read_namespace)
-        for rtype in sorted(first, key=lambda t: t.plural):
-            group.start_soon(collect, rtype)
-    if inventory.namespace is not None and first != types:
+    async def collect_each(rtypes: set[kinds.ResourceType], *, reading_namespace: bool = False) -> None:
         async with task_group() as group:
-            for rtype in sorted(types - first, key=lambda t: t.plural):
+            if reading_namespace:
+                group.start_soon(read_namespace)
+            for rtype in sorted(rtypes, key=lambda t: t.plural):
                 group.start_soon(collect, rtype)
+
+    with_namespace = types if expect_namespace else {t for t in types if not t.namespaced}
+    await collect_each(with_namespace, reading_namespace=True)
+    if inventory.namespace is not None:
+        await collect_each(types - with_namespace)
     if inventory.namespace is None:
         inventory.objects = {key: obj for key, obj in inventory.objects.items() if key[2] is None}
     return inventory
